@@ -1,0 +1,3 @@
+from annopipe.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""Scores of predictions against gold records: spans, relations and paragraph labels.
+
+Matching is exact: a span counts when its offsets and label equal a gold span's; a relation
+when its label and both ends' offsets do (either direction for symmetric labels). The figures
+are therefore end-to-end: a relation between wrongly bounded spans is wrong.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from annopipe.documents import content_hash
+from annopipe.errors import AnnopipeError
+from annopipe.records import Record, check_record, read_jsonl
+
+
+@dataclass
+class Tally:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def scores(self) -> dict[str, float | int]:
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": self.tp + self.fn}
+
+
+def _prf(pairs: Iterable[tuple[set, set]]) -> dict:
+    """Per-label and micro P/R/F1 from (gold items, predicted items) per paragraph; item[-1] is the label."""
+    tallies: dict[str, Tally] = {}
+    total = Tally()
+    for gold, predicted in pairs:
+        for item in gold | predicted:
+            tally = tallies.setdefault(item[-1], Tally())
+            hit_gold, hit_pred = item in gold, item in predicted
+            for t in (tally, total):
+                t.tp += hit_gold and hit_pred
+                t.fn += hit_gold and not hit_pred
+                t.fp += hit_pred and not hit_gold
+    return {"per_label": {k: tallies[k].scores() for k in sorted(tallies)}, "micro": total.scores()}
+
+
+def _relation_items(record: Record, symmetric: set[str]) -> set:
+    return {
+        (*sorted((r.head, r.tail)), r.label) if r.label in symmetric else (r.head, r.tail, r.label)
+        for r in record.relations
+    }
+
+
+def evaluate(gold: list[Record], predicted: dict[str, Record], symmetric: Iterable[str] = ()) -> dict:
+    """Metrics of `predicted` (by paragraph id) on `gold`; a missing prediction counts as empty."""
+    symmetric = set(symmetric)
+    pairs = [(g, predicted.get(g.paragraph_id)) for g in gold]
+    spans = _prf(
+        ({(s.start, s.end, s.label) for s in g.spans}, {(s.start, s.end, s.label) for s in p.spans} if p else set())
+        for g, p in pairs
+    )
+    relations = _prf(
+        (_relation_items(g, symmetric), _relation_items(p, symmetric) if p else set()) for g, p in pairs
+    )
+    labelled = [(g.label.label, p.label.label if p and p.label else None) for g, p in pairs if g.label]
+    correct = sum(g == p for g, p in labelled)
+    per_label = {}
+    for label in sorted({g for g, _ in labelled}):
+        tally = Tally(
+            tp=sum(g == p == label for g, p in labelled),
+            fp=sum(p == label != g for g, p in labelled),
+            fn=sum(g == label != p for g, p in labelled),
+        )
+        per_label[label] = tally.scores()
+    macro = sum(s["f1"] for s in per_label.values()) / len(per_label) if per_label else 0.0
+    return {
+        "paragraphs_evaluated": len(gold),
+        "paragraphs_without_prediction": sum(p is None for _, p in pairs),
+        "spans": spans,
+        "relations": relations,
+        "paragraph_labels": {
+            "accuracy": round(correct / len(labelled), 4) if labelled else 0.0,
+            "macro_f1": round(macro, 4),
+            "per_label": per_label,
+            "distribution": dict(Counter(g for g, _ in labelled)),
+        },
+    }
+
+
+def read_gold(path: Path, span_labels: list[str], relation_labels: list[str], paragraph_labels: list[str]) -> list[Record]:
+    """Gold records from a JSONL file or a folder of them, each checked for consistency and known labels."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files or not path.exists():
+        raise AnnopipeError(f"{path}: no gold files (*.jsonl) found")
+    records, seen = [], set()
+    for file in files:
+        for number, record in enumerate(read_jsonl(file), 1):
+            where = f"{file} record {number} ({record.paragraph_id})"
+            problems = check_record(record)
+            if content_hash(record.text) != record.paragraph_hash:
+                problems.append("paragraph_hash does not match the text")
+            problems += [f"unknown span label {s.label}" for s in record.spans if s.label not in span_labels]
+            problems += [f"unknown relation label {r.label}" for r in record.relations if r.label not in relation_labels]
+            if record.label and record.label.label not in paragraph_labels:
+                problems.append(f"unknown paragraph label {record.label.label}")
+            if problems:
+                raise AnnopipeError(f"{where}: {problems[0]}")
+            if record.paragraph_id in seen:
+                raise AnnopipeError(f"{where}: paragraph annotated twice")
+            seen.add(record.paragraph_id)
+            records.append(record)
+    return records

@@ -1,0 +1,103 @@
+"""The `Tagger`: paragraphs in, predictions out, in batches.
+
+Model versions are known before any weights load (they come from package metadata and config
+hashes), so a re-run over stored paragraphs can tell what is already tagged without paying
+for model start-up.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from functools import cached_property
+
+import spacy
+from spacy.language import Language
+
+from annopipe.config import Config
+from annopipe.documents import Paragraph, content_hash
+from annopipe.errors import AnnopipeError
+from annopipe.nlp.ner import NerTagger, ner_version
+from annopipe.nlp.paragraphs import ZeroShotParagraphClassifier, paragraph_version
+from annopipe.nlp.relations import RelationModel, RuleRelationExtractor
+from annopipe.records import Record
+
+
+def load_spacy(name: str) -> Language:
+    try:
+        return spacy.load(name)
+    except OSError:
+        raise AnnopipeError(
+            f"spaCy pipeline '{name}' is not installed; install its package or point ner.model at a folder"
+        ) from None
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        return "local"
+
+
+def model_versions(config: Config) -> dict[str, str]:
+    return {
+        "ner": ner_version(config.ner, _package_version(config.ner.model)),
+        "relations": RuleRelationExtractor.version_of(config.relations),
+        "paragraphs": paragraph_version(config.paragraphs),
+    }
+
+
+def combined_version(versions: dict[str, str]) -> str:
+    """One key for a set of component versions: what predictions are stored under."""
+    return content_hash(json.dumps(versions, sort_keys=True))
+
+
+class Tagger:
+    """NER, stance relations and paragraph labels for paragraphs; models load on first use."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.versions = model_versions(config)
+        self.version = combined_version(self.versions)
+
+    @cached_property
+    def nlp(self) -> Language:
+        return load_spacy(self.config.ner.model)
+
+    @cached_property
+    def ner(self) -> NerTagger:
+        return NerTagger(self.config.ner, self.nlp)
+
+    @cached_property
+    def relations(self) -> RelationModel:
+        return RuleRelationExtractor(self.config.relations, self.nlp.vocab)
+
+    @cached_property
+    def paragraphs(self) -> ZeroShotParagraphClassifier:
+        return ZeroShotParagraphClassifier(self.config.paragraphs)
+
+    def load(self) -> None:
+        """Load every model now (for timing and for failing early)."""
+        _ = self.ner, self.relations, self.paragraphs
+
+    def __call__(self, paragraphs: list[Paragraph], sources: list[str] | None = None) -> list[Record]:
+        """Predictions for paragraphs, computed in chunks of the configured batch size."""
+        size = self.config.batch_size
+        records = []
+        for at in range(0, len(paragraphs), size):
+            records += self._tag_batch(paragraphs[at : at + size], (sources or [""] * len(paragraphs))[at : at + size])
+        return records
+
+    def _tag_batch(self, paragraphs: list[Paragraph], sources: list[str]) -> list[Record]:
+        texts = [p.text for p in paragraphs]
+        docs = list(self.nlp.pipe(texts, disable=["ner"], batch_size=len(texts)))
+        spans = self.ner(docs)
+        relations = self.relations(docs, spans)
+        labels = self.paragraphs(texts)
+        records = []
+        for i, paragraph in enumerate(paragraphs):
+            record = Record.for_paragraph(paragraph, sources[i])
+            record.spans, record.relations, record.label = spans[i], relations[i], labels[i]
+            record.models = dict(self.versions)
+            records.append(record)
+        return records
