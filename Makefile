@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh clone (only Python 3.11 needed):
+#   make demo   tag the sample corpus with the default models -> results/samples.jsonl
+#   make test   run the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test evaluate benchmark clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/annopipe tag corpora/samples -o results/samples.jsonl
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+evaluate: $(STAMP)
+	$(VENV)/bin/annopipe evaluate --gold corpora/gold -o results/metrics.json
+
+benchmark: $(STAMP)
+	$(VENV)/bin/python benchmarks/tag_throughput.py
+
+clean:
+	rm -rf $(VENV) .annopipe results
