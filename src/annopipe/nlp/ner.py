@@ -28,6 +28,7 @@ from annopipe.records import Span
 
 _DROPPED_PREFIXES = {"the", "a", "an"}
 _DROPPED_SUFFIXES = {"'s", "’s", "'", "’"}
+_AMOUNT_LABELS = {"MONEY", "PERCENT"}
 
 
 def greedy_entities(ner, docs: list[Doc]) -> list[list[tuple[int, int, str, float]]]:
@@ -90,11 +91,15 @@ def greedy_entities(ner, docs: list[Doc]) -> list[list[tuple[int, int, str, floa
 
 
 def _trim(span: SpacySpan) -> SpacySpan:
-    """Drop a leading article and a trailing possessive, as the annotation guideline says."""
+    """Drop a leading article, hedges before amounts ("around $5 billion") and a trailing
+    possessive, as the annotation guideline says."""
     start, end = span.start, span.end
     doc = span.doc
     if end - start > 1 and doc[start].lower_ in _DROPPED_PREFIXES:
         start += 1
+    if span.label_ in _AMOUNT_LABELS:
+        while end - start > 1 and not (doc[start].like_num or doc[start].is_currency):
+            start += 1
     if end - start > 1 and doc[end - 1].lower_ in _DROPPED_SUFFIXES:
         end -= 1
     return SpacySpan(doc, start, end, label=span.label)

@@ -63,7 +63,7 @@ class RuleRelationExtractor:
             rule, actor_at, target_at = self.rules[match_id]
             actor_token, target_token = doc[token_ids[actor_at]], doc[token_ids[target_at]]
             actors = self._actors(actor_token, span_of_token, participants)
-            targets = self._spans(_with_conjuncts(target_token), span_of_token)
+            targets = self._targets(target_token, span_of_token)
             for actor in actors:
                 for target in targets:
                     if actor.key == target.key:
@@ -81,23 +81,28 @@ class RuleRelationExtractor:
     def _actors(self, token: Token, span_of_token: dict[int, Span], participants: list[Span]) -> list[Span]:
         if token.i not in span_of_token and token.lower_ in self.config.collective_subjects:
             return list(participants)
-        actors = self._spans(_with_conjuncts(token), span_of_token, actors_only=True)
-        if actors or token.i in span_of_token:
-            return actors
-        # The subject names its actor inside the phrase: "the Chinese leader", "the president of X".
+        return self._resolve(token, span_of_token, self.config.actor_labels)
+
+    def _targets(self, token: Token, span_of_token: dict[int, Span]) -> list[Span]:
+        return self._resolve(token, span_of_token, None)
+
+    @staticmethod
+    def _resolve(token: Token, span_of_token: dict[int, Span], labels: list[str] | None) -> list[Span]:
+        """The spans a matched token stands for: its own (and its conjuncts'), else the first span
+        inside its noun phrase ("the Chinese leader", "India's role", "the president of X")."""
+        allowed = (lambda span: span.label in labels) if labels is not None else (lambda span: True)
+        found: list[Span] = []
+        for candidate in _with_conjuncts(token):
+            span = span_of_token.get(candidate.i)
+            if span is not None and allowed(span) and span not in found:
+                found.append(span)
+        if found or token.i in span_of_token:
+            return found
         for child in _phrase_tokens(token):
             span = span_of_token.get(child.i)
-            if span is not None and span.label in self.config.actor_labels:
+            if span is not None and allowed(span):
                 return [span]
         return []
-
-    def _spans(self, tokens: Iterable[Token], span_of_token: dict[int, Span], actors_only: bool = False) -> list[Span]:
-        out = []
-        for token in tokens:
-            span = span_of_token.get(token.i)
-            if span is not None and span not in out and (not actors_only or span.label in self.config.actor_labels):
-                out.append(span)
-        return out
 
 
 def _with_conjuncts(token: Token) -> list[Token]:
