@@ -42,6 +42,7 @@ class ParagraphConfig:
     encoder: str
     temperature: float
     labels: dict[str, str]
+    quantize: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def load_config(path: Path | None = None) -> Config:
         encoder=str(_require(par_data.get("encoder"), "paragraphs.encoder", path)),
         temperature=float(par_data.get("temperature", 0.05)),
         labels={str(k): str(v) for k, v in par_labels.items()},
+        quantize=bool(par_data.get("quantize", False)),
     )
     batch_size = int(data.get("batch_size", 64))
     if batch_size < 1:

@@ -13,6 +13,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from installed packages, never a hub
@@ -27,6 +28,7 @@ from annopipe.errors import AnnopipeError  # noqa: E402
 from annopipe.records import ParagraphLabel  # noqa: E402
 
 MAX_TOKENS = 256
+CHUNK = 16  # texts per forward pass, grouped by length so padding stays small
 transformers_logging.set_verbosity_error()
 transformers_logging.disable_progress_bar()
 
@@ -51,27 +53,44 @@ def encoder_version(name: str) -> str:
 
 
 class SentenceEncoder:
-    """Mean-pooled, L2-normalised transformer embeddings, batched with dynamic padding."""
+    """Mean-pooled, L2-normalised transformer embeddings (as sentence-transformers computes them).
 
-    def __init__(self, name: str):
+    Texts are encoded in small chunks of similar length, so little compute goes to padding.
+    With `quantize`, the linear layers run as dynamic int8 (torch's `quantize_dynamic`): about
+    2.8x faster on this project's 2-core CPU; the effect on paragraph labels is measured in the
+    README's figures, not assumed.
+    """
+
+    def __init__(self, name: str, quantize: bool = False):
         path = encoder_path(name)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval()
+        if quantize:
+            with warnings.catch_warnings():  # torch flags eager quantization as legacy; it is pinned
+                warnings.simplefilter("ignore")
+                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
 
     @torch.inference_mode()
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = torch.empty(len(texts), self.model.config.hidden_size)
+        for at in range(0, len(order), CHUNK):
+            chunk = order[at : at + CHUNK]
+            batch = self.tokenizer(
+                [texts[i] for i in chunk], padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            )
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            vectors[chunk] = torch.nn.functional.normalize(pooled, dim=-1)
+        return vectors
 
 
 class ZeroShotParagraphClassifier:
     def __init__(self, config: ParagraphConfig):
         self.config = config
         self.labels = list(config.labels)
-        self.encoder = SentenceEncoder(config.encoder)
+        self.encoder = SentenceEncoder(config.encoder, quantize=config.quantize)
         self.label_vectors = self.encoder([f"{label}: {text}" for label, text in config.labels.items()])
         self.version = paragraph_version(config)
 
@@ -83,5 +102,5 @@ class ZeroShotParagraphClassifier:
 
 
 def paragraph_version(config: ParagraphConfig) -> str:
-    settings = json.dumps([config.labels, config.temperature], sort_keys=True)
+    settings = json.dumps([config.labels, config.temperature, config.quantize], sort_keys=True)
     return f"zeroshot:{encoder_version(config.encoder)}+labels.{content_hash(settings)[:8]}"

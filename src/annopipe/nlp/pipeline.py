@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import spacy
@@ -88,12 +89,18 @@ class Tagger:
             records += self._tag_batch(paragraphs[at : at + size], (sources or [""] * len(paragraphs))[at : at + size])
         return records
 
+    @cached_property
+    def _encoder_thread(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="annopipe-encoder")
+
     def _tag_batch(self, paragraphs: list[Paragraph], sources: list[str]) -> list[Record]:
         texts = [p.text for p in paragraphs]
+        # The encoder (torch, which releases the GIL) runs beside spaCy instead of after it.
+        labels_future = self._encoder_thread.submit(self.paragraphs, texts)
         docs = list(self.nlp.pipe(texts, disable=["ner"], batch_size=len(texts)))
         spans = self.ner(docs)
         relations = self.relations(docs, spans)
-        labels = self.paragraphs(texts)
+        labels = labels_future.result()
         records = []
         for i, paragraph in enumerate(paragraphs):
             record = Record.for_paragraph(paragraph, sources[i])
