@@ -175,3 +175,10 @@ def test_collect_inputs_walks_folders_and_reports_what_it_skips(tmp_path):
         f"{tmp_path / 'missing.txt'}: no such file or directory",
         f"{tmp_path / 'sub' / 'c.pdf'}: unsupported file type; annopipe reads .htm, .html, .markdown, .md, .txt",
     ]
+
+
+def test_html_paragraphs_inside_list_items_stay_bullets_and_later_h1s_are_headings():
+    text, blocks = html_to_text("<h1>T</h1><ul><li><p>Point one.</p></li></ul><h1>Second</h1><p>x</p></p>")
+    assert [(k, text[s:e]) for k, s, e in blocks] == [
+        ("title", "T"), ("bullet", "Point one."), ("heading", "Second"), ("paragraph", "x")
+    ]

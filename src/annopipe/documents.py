@@ -159,7 +159,6 @@ _BLOCK_KINDS = {
     "article": "paragraph", "li": "bullet", "h1": "heading", "h2": "heading", "h3": "heading",
     "h4": "heading", "h5": "heading", "h6": "heading", "title": "title",
 }
-_VOID = {"br", "hr", "img", "meta", "link", "input", "wbr", "area", "base", "col", "embed", "source", "track"}
 
 
 class _BlockCollector(HTMLParser):
@@ -170,15 +169,23 @@ class _BlockCollector(HTMLParser):
         self.blocks: list[tuple[str, str]] = []
         self.page_title = ""
         self._skip: list[str] = []
-        self._kinds: list[str] = []
+        self._open: list[str] = []  # open block elements, innermost last
         self._buffer: list[str] = []
         self._in_title = False
+
+    def _kind(self) -> str:
+        """The innermost open element's kind; a <p> inside an <li> or heading takes theirs."""
+        for tag in reversed(self._open):
+            kind = "title" if tag == "h1" else _BLOCK_KINDS[tag]
+            if kind != "paragraph":
+                return kind
+        return "paragraph"
 
     def _flush(self) -> None:
         text = " ".join("".join(self._buffer).split())
         self._buffer = []
         if text:
-            self.blocks.append((self._kinds[-1] if self._kinds else "paragraph", text))
+            self.blocks.append((self._kind(), text))
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag == "title":
@@ -187,7 +194,7 @@ class _BlockCollector(HTMLParser):
             self._skip.append(tag)
         elif not self._skip and tag in _BLOCK_KINDS:
             self._flush()
-            self._kinds.append("title" if tag == "h1" else _BLOCK_KINDS[tag])
+            self._open.append(tag)
         elif tag == "br" and not self._skip:
             self._buffer.append(" ")
 
@@ -196,12 +203,9 @@ class _BlockCollector(HTMLParser):
             self._in_title = False
         elif self._skip and tag == self._skip[-1]:
             self._skip.pop()
-        elif not self._skip and tag in _BLOCK_KINDS and tag in self._open_tags():
+        elif not self._skip and tag in self._open:
             self._flush()
-            self._kinds.pop()
-
-    def _open_tags(self) -> set[str]:
-        return {tag for tag, kind in _BLOCK_KINDS.items() if kind in self._kinds} | {"h1"}
+            del self._open[len(self._open) - 1 - self._open[::-1].index(tag) :]
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
@@ -224,14 +228,11 @@ def html_to_text(html: str) -> tuple[str, list[Block]]:
     collector = _BlockCollector()
     collector.feed(html)
     collector.close()
-    blocks = collector.blocks
-    titles = [i for i, (kind, _) in enumerate(blocks) if kind == "title"]
+    first_h1 = next((i for i, (kind, _) in enumerate(collector.blocks) if kind == "title"), None)
+    blocks = [("heading" if k == "title" and i != first_h1 else k, t) for i, (k, t) in enumerate(collector.blocks)]
     page_title = " ".join(collector.page_title.split())
-    if not titles and page_title:
-        blocks = [("title", page_title), *blocks]
-    blocks = [("heading" if kind == "title" and i not in titles[:1] else kind, t) for i, (kind, t) in enumerate(blocks)]
-    if not titles and page_title:
-        blocks[0] = ("title", page_title)
+    if first_h1 is None and page_title:
+        blocks.insert(0, ("title", page_title))
     text, spans, pos = [], [], 0
     for kind, block in blocks:
         spans.append((kind, pos, pos + len(block)))
