@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -29,13 +29,15 @@ console = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Project config [default: $ANNOPIPE_CONFIG or configs/annopipe.yaml]."),
+    typer.Option("--config", "-c", help="Project config (default: $ANNOPIPE_CONFIG, else configs/annopipe.yaml)."),
 ]
 WorkspaceOption = Annotated[
     Path,
     typer.Option("--workspace", "-w", envvar="ANNOPIPE_WORKSPACE", help="Folder of the workspace database."),
 ]
-PathsArgument = Annotated[list[Path], typer.Argument(help="Brief files (.txt, .md, .html) or folders of them.")]
+PathsArgument = Annotated[
+    list[Path], typer.Argument(metavar="PATH", help="Brief files (.txt, .md, .html) or folders of them.")
+]
 
 
 @contextmanager
@@ -56,6 +58,10 @@ def _file_progress(description: str) -> Iterator[tuple[Progress, int]]:
     )
     with progress:
         yield progress, progress.add_task(description, total=None)
+
+
+def _progress_callback(progress: Progress, task: int) -> Callable[[int, int], None]:
+    return lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def _consume(records: Iterator[Record], output: Path | None) -> None:
@@ -102,7 +108,7 @@ def ingest(
         store = Store.in_workspace(workspace)
         report = Report()
         with _file_progress("ingesting") as (progress, task):
-            _consume(tagging.ingest(paths, store, report, lambda: progress.advance(task)), output)
+            _consume(tagging.ingest(paths, store, report, _progress_callback(progress, task)), output)
     _finish(report, output, "ingested")
 
 
@@ -126,7 +132,7 @@ def tag(
         store = Store.in_workspace(workspace)
         report = Report()
         with _file_progress("tagging") as (progress, task):
-            _consume(tagging.tag(paths, tagger, store, report, lambda: progress.advance(task)), output)
+            _consume(tagging.tag(paths, tagger, store, report, _progress_callback(progress, task)), output)
     _finish(report, output, "tagged")
 
 

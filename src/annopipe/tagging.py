@@ -18,6 +18,14 @@ from annopipe.records import Record
 from annopipe.store import Store
 
 
+OnFile = Callable[[int, int], None]
+"""Called with (files done, files in total) after each input file."""
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
 @dataclass
 class Report:
     files: int = 0
@@ -31,14 +39,14 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
 
-def read_inputs(paths: list[Path], report: Report, on_file: Callable[[], None] = lambda: None) -> Iterator[Document]:
+def read_inputs(paths: list[Path], report: Report, on_file: OnFile = _no_progress) -> Iterator[Document]:
     """Documents from files and folders, once per distinct content; problems go to the report."""
     inputs = collect_inputs(paths)
     report.files = len(inputs.files)
     report.ignored.extend(inputs.ignored)
     report.problems.extend(inputs.problems)
     first_seen: dict[str, str] = {}
-    for path in inputs.files:
+    for done, path in enumerate(inputs.files, 1):
         try:
             document = read_document(path)
         except AnnopipeError as err:
@@ -51,10 +59,10 @@ def read_inputs(paths: list[Path], report: Report, on_file: Callable[[], None] =
                 report.documents += 1
                 report.paragraphs += len(document.paragraphs)
                 yield document
-        on_file()
+        on_file(done, len(inputs.files))
 
 
-def ingest(paths: list[Path], store: Store, report: Report, on_file: Callable[[], None] = lambda: None) -> Iterator[Record]:
+def ingest(paths: list[Path], store: Store, report: Report, on_file: OnFile = _no_progress) -> Iterator[Record]:
     """Store documents and their paragraphs; yields each paragraph as an (unannotated) record."""
     for document in read_inputs(paths, report, on_file):
         report.new_documents += store.add_document(document)
@@ -63,7 +71,7 @@ def ingest(paths: list[Path], store: Store, report: Report, on_file: Callable[[]
 
 
 def tag(
-    paths: list[Path], tagger: Tagger, store: Store, report: Report, on_file: Callable[[], None] = lambda: None
+    paths: list[Path], tagger: Tagger, store: Store, report: Report, on_file: OnFile = _no_progress
 ) -> Iterator[Record]:
     """Tag every paragraph (reusing stored predictions of the same model version), in input order.
 
