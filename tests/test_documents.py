@@ -14,7 +14,6 @@ from annopipe.documents import (
     html_to_text,
     parse_document,
     read_document,
-    segment_text,
     split_long,
 )
 from annopipe.errors import AnnopipeError

@@ -18,7 +18,6 @@ from pathlib import Path
 from annopipe.errors import AnnopipeError
 
 FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
-KINDS = ("title", "heading", "paragraph", "bullet")
 MAX_PARAGRAPH_CHARS = 10_000
 
 Block = tuple[str, int, int]

@@ -1,7 +1,7 @@
 """The workspace database: documents, paragraphs and predictions by model version.
 
-SQLAlchemy Core over SQLite by default (any SQLAlchemy URL works, so a team can use PostgreSQL).
-All keys are content-derived, and every write is insert-if-absent inside a transaction: tagging
+SQLAlchemy Core over SQLite; the schema is plain Core, so moving a team to PostgreSQL means
+swapping the SQLite-specific insert-if-absent for PostgreSQL's `ON CONFLICT DO NOTHING`. All keys are content-derived, and every write is insert-if-absent inside a transaction: tagging
 the same input again adds nothing, and a crash mid-run leaves everything committed before it
 intact.
 """
@@ -23,7 +23,6 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    func,
     select,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -76,8 +75,7 @@ def _now() -> str:
 class Store:
     def __init__(self, url: str):
         self.engine = create_engine(url)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             metadata.create_all(self.engine)
         except DatabaseError as err:
@@ -93,15 +91,7 @@ class Store:
         if not rows:
             return 0
         with self.engine.begin() as conn:
-            if self.engine.dialect.name == "sqlite":
-                result = conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
-                return result.rowcount
-            keys = [c.name for c in table.primary_key]
-            existing = {tuple(r) for r in conn.execute(select(*[table.c[k] for k in keys]))}
-            new = [r for r in rows if tuple(r[k] for k in keys) not in existing]
-            if new:
-                conn.execute(table.insert(), new)
-            return len(new)
+            return conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows).rowcount
 
     def add_document(self, document: Document) -> bool:
         """Store a document and its paragraphs; False when it was already there."""
@@ -137,10 +127,6 @@ class Store:
         )
         with self.engine.connect() as conn:
             return {pid: Record.from_dict(json.loads(rec)) for pid, rec in conn.execute(query)}
-
-    def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
