@@ -97,6 +97,9 @@ def tag(
             record = cached.get(paragraph.id)
             if record is not None:
                 record.source = document.source
+                if not pending:  # nothing waits for the tagger ahead of it: no need to hold it
+                    yield record
+                    continue
             pending.append((paragraph, document.source, record))
             if sum(r is None for _, _, r in pending) >= tagger.config.batch_size:
                 yield from flush()
