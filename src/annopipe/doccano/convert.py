@@ -1,0 +1,97 @@
+"""Our records ⇄ doccano's JSONL, as pure functions.
+
+doccano keeps spans, relations and paragraph labels in two projects (sequence labelling with
+relations; document classification), so one record becomes one example in each. Offsets are
+code points, end exclusive, on both sides. What doccano cannot hold natively (ids, hashes,
+model versions, scores) travels as meta keys, which doccano returns at the top level on export.
+Coming back, every span is checked against the stored paragraph: a mismatch is an error to
+report, never something to guess around.
+"""
+
+from __future__ import annotations
+
+import json
+
+from annopipe.documents import content_hash
+from annopipe.errors import AnnopipeError
+from annopipe.records import ParagraphLabel, Record, Relation, Span, check_record
+
+META_KEYS = ("doc_id", "paragraph_id", "paragraph_hash", "kind", "start", "end", "source", "models", "scores")
+
+
+def _meta(record: Record, scores: dict) -> dict:
+    return {
+        "doc_id": record.doc_id, "paragraph_id": record.paragraph_id, "paragraph_hash": record.paragraph_hash,
+        "kind": record.kind, "start": record.start, "end": record.end, "source": record.source,
+        "models": dict(record.models), "scores": scores,
+    }
+
+
+def to_relation_example(record: Record) -> dict:
+    """A sequence-labelling-with-relations example; span ids are their positions in the record."""
+    problems = check_record(record)
+    if problems:
+        raise AnnopipeError(f"{record.paragraph_id}: cannot export ({problems[0]})")
+    ids = {span.key: i for i, span in enumerate(record.spans)}
+    return {
+        "text": record.text,
+        "entities": [
+            {"id": ids[s.key], "start_offset": s.start, "end_offset": s.end, "label": s.label} for s in record.spans
+        ],
+        "relations": [
+            {"id": i, "from_id": ids[r.head], "to_id": ids[r.tail], "type": r.label} for i, r in enumerate(record.relations)
+        ],
+        **_meta(record, {"entities": [s.score for s in record.spans], "relations": [r.score for r in record.relations]}),
+    }
+
+
+def to_category_example(record: Record) -> dict:
+    """A document-classification example carrying the paragraph label (if any)."""
+    labels = [record.label.label] if record.label else []
+    return {"text": record.text, "label": labels, **_meta(record, {"label": record.label.score if record.label else None})}
+
+
+def dumps_jsonl(examples: list[dict]) -> str:
+    """JSONL with ASCII escapes: doccano's importer guesses encodings and mangles raw UTF-8 (DESIGN.md)."""
+    return "".join(json.dumps(example, ensure_ascii=True) + "\n" for example in examples)
+
+
+def from_relation_example(example: dict, stored: Record) -> Record:
+    """The record an annotator left in doccano, checked against the paragraph we stored.
+
+    `stored` is our own copy of the paragraph: its text is the reference for every offset. The
+    result carries the annotator's spans and relations, without model scores.
+    """
+    where = example.get("paragraph_id", stored.paragraph_id)
+    text = example.get("text", "")
+    if text != stored.text or content_hash(text) != stored.paragraph_hash:
+        raise AnnopipeError(f"{where}: the text in doccano differs from the stored paragraph; not importing it")
+    spans_by_id: dict = {}
+    for entity in example.get("entities", []):
+        start, end = entity["start_offset"], entity["end_offset"]
+        if not 0 <= start < end <= len(text):
+            raise AnnopipeError(f"{where}: span {start}-{end} lies outside the paragraph (length {len(text)})")
+        spans_by_id[entity["id"]] = Span(start, end, entity["label"], text[start:end])
+    relations = []
+    for relation in example.get("relations", []):
+        head, tail = spans_by_id.get(relation["from_id"]), spans_by_id.get(relation["to_id"])
+        if head is None or tail is None:
+            raise AnnopipeError(f"{where}: relation {relation.get('id')} points at a span that does not exist")
+        relations.append(Relation(head.key, tail.key, relation["type"]))
+    record = Record(
+        doc_id=stored.doc_id, paragraph_id=stored.paragraph_id, paragraph_hash=stored.paragraph_hash,
+        kind=stored.kind, start=stored.start, end=stored.end, text=stored.text, source=stored.source,
+        spans=sorted(spans_by_id.values(), key=lambda s: (s.start, s.end)), relations=relations,
+    )
+    problems = check_record(record)
+    if problems:
+        raise AnnopipeError(f"{where}: {problems[0]}")
+    return record
+
+
+def label_from_category_example(example: dict) -> ParagraphLabel | None:
+    """The paragraph label an annotator chose; several labels on one paragraph is an error."""
+    labels = example.get("label") or []
+    if len(labels) > 1:
+        raise AnnopipeError(f"{example.get('paragraph_id', '?')}: {len(labels)} paragraph labels, expected one")
+    return ParagraphLabel(labels[0]) if labels else None
