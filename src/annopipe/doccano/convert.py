@@ -16,15 +16,13 @@ from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
 from annopipe.records import ParagraphLabel, Record, Relation, Span, check_record
 
-META_KEYS = ("doc_id", "paragraph_id", "paragraph_hash", "kind", "start", "end", "source", "models", "scores")
+META_KEYS = ("doc_id", "paragraph_id", "paragraph_hash", "kind", "start", "end", "source", "models")
+"""Record fields that ride along as doccano meta; `scores` is added per project type."""
 
 
 def _meta(record: Record, scores: dict) -> dict:
-    return {
-        "doc_id": record.doc_id, "paragraph_id": record.paragraph_id, "paragraph_hash": record.paragraph_hash,
-        "kind": record.kind, "start": record.start, "end": record.end, "source": record.source,
-        "models": dict(record.models), "scores": scores,
-    }
+    fields = record.to_dict()
+    return {**{key: fields[key] for key in META_KEYS}, "scores": scores}
 
 
 def to_relation_example(record: Record) -> dict:
