@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from annopipe.doccano.convert import (
     dumps_jsonl,
+    from_category_example,
     from_relation_example,
-    label_from_category_example,
     to_category_example,
     to_relation_example,
 )
@@ -62,10 +62,13 @@ def test_jsonl_for_doccano_is_pure_ascii():
 def test_category_example_round_trip():
     example = to_category_example(ORIGINAL)
     assert example["label"] == ["DIPLOMACY"] and example["scores"] == {"label": 0.8}
-    assert label_from_category_example(through_doccano(example)) == ParagraphLabel("DIPLOMACY")
-    assert label_from_category_example({"label": []}) is None
+    back = from_category_example(through_doccano(example), ORIGINAL)
+    assert back.label == ParagraphLabel("DIPLOMACY") and back.spans == []
+    assert from_category_example({"text": TEXT, "label": []}, ORIGINAL).label is None
     with pytest.raises(AnnopipeError, match="2 paragraph labels"):
-        label_from_category_example({"label": ["DIPLOMACY", "ECONOMY"], "paragraph_id": "d:3"})
+        from_category_example({"text": TEXT, "label": ["DIPLOMACY", "ECONOMY"], "paragraph_id": "d:3"}, ORIGINAL)
+    with pytest.raises(AnnopipeError, match="differs from the stored paragraph"):
+        from_category_example({"text": TEXT.upper(), "label": ["DIPLOMACY"]}, ORIGINAL)
 
 
 def test_annotator_edits_come_back_exactly():

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from annopipe.errors import AnnopipeError
 from annopipe.records import Record, write_jsonl
 from annopipe.store import Store
 from annopipe.tagging import Report
+
+if TYPE_CHECKING:
+    from annopipe.doccano.client import DoccanoClient
 
 app = typer.Typer(
     help="Political-analysis briefs to corrected, machine-readable knowledge.",
@@ -169,13 +172,10 @@ def evaluate(
 
 
 def _tag_gold(cfg: Config, gold: list[Record]) -> tuple[dict[str, Record], dict[str, str]]:
-    from annopipe.documents import Paragraph
     from annopipe.nlp.pipeline import Tagger
 
     tagger = Tagger(cfg)
-    paragraphs = [
-        Paragraph(r.doc_id, int(r.paragraph_id.rsplit(":", 1)[-1]), r.kind, r.start, r.end, r.text) for r in gold
-    ]
+    paragraphs = [r.paragraph() for r in gold]
     with console.status(f"tagging {len(paragraphs)} gold paragraphs"):
         records = tagger(paragraphs)
     return {r.paragraph_id: r for r in records}, tagger.versions
@@ -196,6 +196,227 @@ def _print_metrics(metrics: dict) -> None:
         f"over {metrics['paragraphs_evaluated']} paragraphs",
         highlight=False,
     )
+
+
+# -- doccano: corrections in, gold out -------------------------------------------------------------
+
+doccano_app = typer.Typer(help="Run a local doccano server and see where annotation stands.", no_args_is_help=True)
+app.add_typer(doccano_app, name="doccano")
+
+
+def _doccano_home(workspace: Path) -> Path:
+    return workspace.resolve() / "doccano"
+
+
+def _connect(workspace: Path, cfg: Config) -> DoccanoClient:
+    """A logged-in client: $ANNOPIPE_DOCCANO_URL, else this workspace's local server."""
+    from annopipe.doccano.client import Credentials, DoccanoClient
+    from annopipe.doccano.server import server_url
+
+    return DoccanoClient(server_url(_doccano_home(workspace)), Credentials.from_env(),
+                         task_timeout=cfg.doccano.task_timeout_s)
+
+
+@doccano_app.command("up")
+def doccano_up(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    venv: Annotated[Path, typer.Option(help="Virtualenv doccano is installed into (created if missing).")] = Path(
+        ".venv-doccano"
+    ),
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Install (once), initialise and start doccano on 127.0.0.1; the admin login is
+    $ANNOPIPE_DOCCANO_USER / $ANNOPIPE_DOCCANO_PASSWORD. Safe to run again."""
+    from annopipe.doccano.client import Credentials
+    from annopipe.doccano.server import LocalServer
+
+    with _user_errors():
+        credentials = Credentials.from_env()
+        server = LocalServer(_doccano_home(workspace), venv.resolve(), port)
+        with console.status("starting doccano") as spinner:
+            url = server.up(credentials, lambda message: spinner.update(message))
+    console.print(f"doccano is running at {url} (log in as {credentials.username}); stop it with `annopipe doccano down`",
+                  highlight=False)
+
+
+@doccano_app.command("down")
+def doccano_down(workspace: WorkspaceOption = Path(".annopipe")) -> None:
+    """Stop the doccano server this workspace started (and only that one)."""
+    from annopipe.doccano.server import LocalServer
+
+    stopped = LocalServer(_doccano_home(workspace), Path(".venv-doccano")).down()
+    console.print("stopped doccano" if stopped else "no doccano server of this workspace is running")
+
+
+@doccano_app.command("status")
+def doccano_status(config: ConfigOption = None, workspace: WorkspaceOption = Path(".annopipe")) -> None:
+    """Per project: examples pushed, confirmed by annotators, pulled into the workspace, still pending."""
+    from annopipe.doccano.sync import status
+
+    with _user_errors():
+        cfg = load_config(config)
+        with _connect(workspace, cfg) as client:
+            rows = status(client, Store.in_workspace(workspace), cfg)
+    table = Table(title=f"doccano at {client.url}", title_justify="left")
+    for column in ("project", "pushed", "confirmed", "pulled", "pending"):
+        table.add_column(column, justify="left" if column == "project" else "right")
+    for row in rows:
+        table.add_row(row["project"], *(str(row[c]) for c in ("pushed", "confirmed", "pulled", "pending")))
+    Console().print(table)
+
+
+@doccano_app.command("add-member")
+def doccano_add_member(
+    username: Annotated[str, typer.Argument(help="An existing doccano user.")],
+    role: Annotated[str, typer.Option(help="annotator, annotation_approver or project_admin.")] = "annotator",
+    config: ConfigOption = None,
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Give a doccano user a role in both annopipe projects, so they can correct the pre-annotations."""
+    from annopipe.doccano.sync import find_projects
+
+    with _user_errors():
+        cfg = load_config(config)
+        with _connect(workspace, cfg) as client:
+            users = [u for u in client.users(username) if u["username"] == username]
+            if not users:
+                raise AnnopipeError(f"doccano has no user {username!r}; create it at {client.url}/admin/ first")
+            roles = client.roles()
+            if role not in roles:
+                raise AnnopipeError(f"unknown role {role!r}; use one of {', '.join(roles)}")
+            for project in find_projects(client, cfg, create=True).values():
+                if username not in {m["username"] for m in client.members(project["id"])}:
+                    client.add_member(project["id"], users[0]["id"], role)
+    console.print(f"{username} is a member ({role}) of both projects", highlight=False)
+
+
+def _pushed_records(paths: list[Path], documents: list[str], cfg: Config, store: Store) -> list[Record]:
+    from annopipe import tagging
+    from annopipe.nlp.pipeline import Tagger
+
+    if not paths and not documents:
+        raise AnnopipeError("name the briefs to push (files or folders) or stored documents with --document")
+    tagger, report = Tagger(cfg), Report()
+    records = list(tagging.tag(paths, tagger, store, report)) if paths else []
+    records += tagging.tag_documents(store.documents(documents), tagger, store, report)
+    for problem in report.problems:
+        console.print(f"[red]skipped:[/red] {problem}", highlight=False, soft_wrap=True)
+    return records
+
+
+@app.command()
+def push(
+    paths: Annotated[list[Path] | None, typer.Argument(metavar="[PATH]...", help="Briefs or folders to push.")] = None,
+    document: Annotated[
+        list[str] | None, typer.Option("--document", "-d", help="A stored document id to push (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Push at most this many paragraphs.")] = None,
+    order: Annotated[str, typer.Option(help="document (as written) or confidence (least certain first).")] = "document",
+    config: ConfigOption = None,
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Send paragraphs with their predictions to doccano as pre-annotations to correct.
+
+    Tags what is not tagged yet. Pushing again uploads only what doccano does not have, and never
+    touches an example that is already there.
+    """
+    from annopipe.doccano.sync import order_records
+    from annopipe.doccano.sync import push as push_records
+
+    with _user_errors():
+        cfg = load_config(config)
+        store = Store.in_workspace(workspace)
+        with _connect(workspace, cfg) as client:  # fails fast on a wrong login, before models load
+            with console.status("tagging"):
+                records = order_records(_pushed_records(paths or [], document or [], cfg, store), order, limit)
+            with _file_progress("pushing") as (progress, task):
+                report = push_records(client, store, cfg, records,
+                                      lambda what, done, total: progress.update(task, completed=done, total=total))
+    table = Table(show_header=False, box=None)
+    table.add_row("paragraphs selected", str(report.selected))
+    for name, count in report.uploaded.items():
+        table.add_row(f"uploaded to {name!r}", f"{count} ({report.already[name]} were already there)")
+    if report.duplicates_removed:
+        table.add_row("duplicate copies removed", str(report.duplicates_removed))
+    console.print(table)
+    _exit_on_problems(report.problems)
+
+
+@app.command()
+def pull(
+    all_examples: Annotated[
+        bool, typer.Option("--all", help="Also pull examples nobody confirmed yet (default: confirmed only).")
+    ] = False,
+    config: ConfigOption = None,
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Fetch corrected examples from doccano and store them as gold annotations in the workspace.
+
+    Every span is checked against the stored paragraph. Pulling again changes nothing; a later
+    correction replaces the earlier one, which is kept as history.
+    """
+    from annopipe.doccano.sync import pull as pull_records
+
+    with _user_errors():
+        cfg = load_config(config)
+        store = Store.in_workspace(workspace)
+        with _connect(workspace, cfg) as client, console.status("pulling from doccano"):
+            report = pull_records(client, store, cfg, confirmed_only=not all_examples)
+    counts = report.counts
+    console.print(f"pulled {report.examples} examples: {counts['new']} new, {counts['replaced']} corrected again "
+                  f"(history kept), {counts['unchanged']} unchanged", highlight=False)
+    _exit_on_problems(report.problems)
+
+
+@app.command("export")
+def export_gold(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="doccano, prodigy, spacy (DocBin) or conll.")] = "doccano",
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Write the workspace's current gold annotations in another tool's format."""
+    from annopipe.formats import export_records
+
+    with _user_errors():
+        records = Store.in_workspace(workspace).gold_records()
+        if not records:
+            raise AnnopipeError(f"no gold annotations in {workspace}; `annopipe pull` or `annopipe import` some first")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        count = export_records(records, format, output)
+    console.print(f"wrote {count} annotated paragraphs to {output} ({format})", highlight=False)
+
+
+@app.command("import")
+def import_gold(
+    path: Annotated[Path, typer.Argument(help="A file of annotations.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="doccano, prodigy, spacy (DocBin) or conll.")] = "doccano",
+    annotator: Annotated[str, typer.Option(help="Whose annotations these are (kept as provenance).")] = "imported",
+    config: ConfigOption = None,
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Store annotations made in another tool as gold, after checking offsets and labels."""
+    from annopipe.doccano.sync import label_problems
+    from annopipe.formats import import_records
+    from annopipe.store import GoldEntry
+
+    with _user_errors():
+        cfg = load_config(config)
+        records = import_records(path, format)
+        for record in records:
+            problems = label_problems(record, cfg)
+            if problems:
+                raise AnnopipeError(f"{path}: {record.paragraph_id}: {problems[0]}; nothing was imported")
+        origin = f"file://{path.resolve()}"
+        counts = Store.in_workspace(workspace).add_gold(GoldEntry(r, "all", origin, annotator) for r in records)
+    console.print(f"imported {len(records)} paragraphs: {counts['new']} new, {counts['replaced']} replaced "
+                  f"(history kept), {counts['unchanged']} unchanged", highlight=False)
+
+
+def _exit_on_problems(problems: list[str]) -> None:
+    for problem in problems:
+        console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -46,6 +46,15 @@ class ParagraphConfig:
 
 
 @dataclass(frozen=True)
+class DoccanoConfig:
+    """Where corrections happen. The server URL and login come from the environment, not from here."""
+
+    project: str = "annopipe"
+    collaborative: bool = True
+    task_timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     span_labels: list[str]
@@ -53,6 +62,7 @@ class Config:
     relations: RelationConfig
     paragraphs: ParagraphConfig
     batch_size: int
+    doccano: DoccanoConfig = DoccanoConfig()
 
 
 def _read_yaml(path: Path) -> Any:
@@ -148,4 +158,12 @@ def load_config(path: Path | None = None) -> Config:
     batch_size = int(data.get("batch_size", 64))
     if batch_size < 1:
         raise AnnopipeError(f"{path}: batch_size must be at least 1")
-    return Config(path, span_labels, ner, relations, paragraphs, batch_size)
+    doc_data = data.get("doccano") or {}
+    if not isinstance(doc_data, dict):
+        raise AnnopipeError(f"{path}: 'doccano' must be a mapping of settings")
+    doccano = DoccanoConfig(
+        project=str(doc_data.get("project", DoccanoConfig.project)),
+        collaborative=bool(doc_data.get("collaborative", DoccanoConfig.collaborative)),
+        task_timeout_s=float(doc_data.get("task_timeout_s", DoccanoConfig.task_timeout_s)),
+    )
+    return Config(path, span_labels, ner, relations, paragraphs, batch_size, doccano)

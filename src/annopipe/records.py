@@ -73,6 +73,11 @@ class Record:
             source=source,
         )
 
+    def paragraph(self) -> Paragraph:
+        """The paragraph this record annotates (its index is the last part of the paragraph id)."""
+        index = int(self.paragraph_id.rsplit(":", 1)[-1])
+        return Paragraph(self.doc_id, index, self.kind, self.start, self.end, self.text)
+
     def to_dict(self) -> dict:
         return {
             "doc_id": self.doc_id,

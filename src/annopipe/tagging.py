@@ -7,7 +7,7 @@ being tagged again, so a re-run costs only reading.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,6 @@ from annopipe.errors import AnnopipeError
 from annopipe.nlp.pipeline import Tagger
 from annopipe.records import Record
 from annopipe.store import Store
-
 
 OnFile = Callable[[int, int], None]
 """Called with (files done, files in total) after each input file."""
@@ -73,6 +72,11 @@ def ingest(paths: list[Path], store: Store, report: Report, on_file: OnFile = _n
 def tag(
     paths: list[Path], tagger: Tagger, store: Store, report: Report, on_file: OnFile = _no_progress
 ) -> Iterator[Record]:
+    """Tag every paragraph of the briefs at `paths`, in input order."""
+    return tag_documents(read_inputs(paths, report, on_file), tagger, store, report)
+
+
+def tag_documents(documents: Iterable[Document], tagger: Tagger, store: Store, report: Report) -> Iterator[Record]:
     """Tag every paragraph (reusing stored predictions of the same model version), in input order.
 
     Paragraphs are tagged in batches of the configured size across document boundaries; each
@@ -89,7 +93,7 @@ def tag(
         pending.clear()
         yield from done
 
-    for document in read_inputs(paths, report, on_file):
+    for document in documents:
         report.new_documents += store.add_document(document)
         cached = store.predictions([p.id for p in document.paragraphs], tagger.version)
         report.reused += len(cached)

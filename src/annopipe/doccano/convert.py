@@ -11,6 +11,7 @@ report, never something to guess around.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
@@ -54,16 +55,22 @@ def dumps_jsonl(examples: list[dict]) -> str:
     return "".join(json.dumps(example, ensure_ascii=True) + "\n" for example in examples)
 
 
+def _checked_text(example: dict, stored: Record) -> str:
+    text = example.get("text", "")
+    if text != stored.text or content_hash(text) != stored.paragraph_hash:
+        where = example.get("paragraph_id", stored.paragraph_id)
+        raise AnnopipeError(f"{where}: the text in doccano differs from the stored paragraph; not importing it")
+    return text
+
+
 def from_relation_example(example: dict, stored: Record) -> Record:
-    """The record an annotator left in doccano, checked against the paragraph we stored.
+    """The spans and relations an annotator left in doccano, checked against the paragraph we stored.
 
     `stored` is our own copy of the paragraph: its text is the reference for every offset. The
     result carries the annotator's spans and relations, without model scores.
     """
     where = example.get("paragraph_id", stored.paragraph_id)
-    text = example.get("text", "")
-    if text != stored.text or content_hash(text) != stored.paragraph_hash:
-        raise AnnopipeError(f"{where}: the text in doccano differs from the stored paragraph; not importing it")
+    text = _checked_text(example, stored)
     spans_by_id: dict = {}
     for entity in example.get("entities", []):
         start, end = entity["start_offset"], entity["end_offset"]
@@ -76,20 +83,23 @@ def from_relation_example(example: dict, stored: Record) -> Record:
         if head is None or tail is None:
             raise AnnopipeError(f"{where}: relation {relation.get('id')} points at a span that does not exist")
         relations.append(Relation(head.key, tail.key, relation["type"]))
-    record = Record(
-        doc_id=stored.doc_id, paragraph_id=stored.paragraph_id, paragraph_hash=stored.paragraph_hash,
-        kind=stored.kind, start=stored.start, end=stored.end, text=stored.text, source=stored.source,
-        spans=sorted(spans_by_id.values(), key=lambda s: (s.start, s.end)), relations=relations,
-    )
+    record = replace(_bare(stored), spans=sorted(spans_by_id.values(), key=lambda s: (s.start, s.end)),
+                     relations=relations)
     problems = check_record(record)
     if problems:
         raise AnnopipeError(f"{where}: {problems[0]}")
     return record
 
 
-def label_from_category_example(example: dict) -> ParagraphLabel | None:
-    """The paragraph label an annotator chose; several labels on one paragraph is an error."""
+def from_category_example(example: dict, stored: Record) -> Record:
+    """The paragraph label an annotator chose, checked against the stored paragraph; at most one."""
+    _checked_text(example, stored)
     labels = example.get("label") or []
     if len(labels) > 1:
-        raise AnnopipeError(f"{example.get('paragraph_id', '?')}: {len(labels)} paragraph labels, expected one")
-    return ParagraphLabel(labels[0]) if labels else None
+        where = example.get("paragraph_id", stored.paragraph_id)
+        raise AnnopipeError(f"{where}: {len(labels)} paragraph labels ({', '.join(labels)}), expected one")
+    return replace(_bare(stored), label=ParagraphLabel(labels[0]) if labels else None)
+
+
+def _bare(stored: Record) -> Record:
+    return Record.for_paragraph(stored.paragraph(), stored.source)

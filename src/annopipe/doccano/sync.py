@@ -1,0 +1,330 @@
+"""Push predictions to doccano for correction; pull the corrections back as gold.
+
+The server is the truth about what is already there: push matches examples on paragraph id and
+hash read from the server, so a rerun after a crash uploads only what is missing, and an example
+that exists (edited, confirmed or not) is never touched again. doccano retries a failing import
+and stores its examples again each time, so every import is checked afterwards (one example per
+paragraph, the exact text, the label counts) and surplus unconfirmed copies are removed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from annopipe.config import Config
+from annopipe.doccano.client import (
+    CATEGORIES,
+    CATEGORY_TYPES,
+    RELATION_TYPES,
+    RELATIONS,
+    SPAN_TYPES,
+    SPANS,
+    DoccanoClient,
+)
+from annopipe.doccano.convert import (
+    dumps_jsonl,
+    from_category_example,
+    from_relation_example,
+    to_category_example,
+    to_relation_example,
+)
+from annopipe.errors import AnnopipeError
+from annopipe.records import Record, check_record
+from annopipe.store import GoldEntry, Store
+
+CHUNK = 1000
+"""Examples per import: each import is verified before the next one starts."""
+
+ORDERS = ("document", "confidence")
+
+COLLABORATIVE = "*"
+"""The annotator of a collaborative project's examples: the project's team, working on one copy."""
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39")
+
+OnProgress = Callable[[str, int, int], None]
+"""Called with (what, done, total) as examples are uploaded or pulled."""
+
+
+def _no_progress(what: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ProjectKind:
+    """One of the two doccano projects annopipe keeps per config: what goes in and what comes back."""
+
+    suffix: str
+    resourcetype: str
+    project_type: str
+    settings: tuple[tuple[str, object], ...]
+    task: str
+    part: str
+    label_kinds: tuple[tuple[str, str], ...]  # (label-type endpoint, annotation endpoint)
+
+    def labels(self, config: Config) -> dict[str, list[str]]:
+        if self.part == "spans":
+            return {SPAN_TYPES: config.span_labels, RELATION_TYPES: config.relations.labels}
+        return {CATEGORY_TYPES: list(config.paragraphs.labels)}
+
+    def to_example(self, record: Record) -> dict:
+        return to_relation_example(record) if self.part == "spans" else to_category_example(record)
+
+    def from_example(self, example: dict, stored: Record) -> Record:
+        return from_relation_example(example, stored) if self.part == "spans" else from_category_example(example, stored)
+
+    def expected_counts(self, records: list[Record]) -> dict[str, Counter]:
+        """How many annotations of each label an import of these records must create."""
+        if self.part == "spans":
+            return {SPANS: Counter(s.label for r in records for s in r.spans),
+                    RELATIONS: Counter(rel.label for r in records for rel in r.relations)}
+        return {CATEGORIES: Counter(r.label.label for r in records if r.label)}
+
+
+SPANS_PROJECT = ProjectKind("", "SequenceLabelingProject", "SequenceLabeling", (("use_relation", True),),
+                            "RelationExtraction", "spans", ((SPAN_TYPES, SPANS), (RELATION_TYPES, RELATIONS)))
+LABELS_PROJECT = ProjectKind(" paragraph labels", "TextClassificationProject", "DocumentClassification",
+                             (("single_class_classification", True),), "DocumentClassification", "label",
+                             ((CATEGORY_TYPES, CATEGORIES),))
+KINDS = (SPANS_PROJECT, LABELS_PROJECT)
+
+
+def origin(client: DoccanoClient, project: dict) -> str:
+    """Where gold came from: the project's URL, stable across pulls."""
+    return f"{client.url}/projects/{project['id']}"
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+
+def confidence(record: Record) -> float:
+    """The least certain score of a record's predictions; 1.0 when nothing is scored."""
+    scores = [s.score for s in record.spans] + [r.score for r in record.relations]
+    scores.append(record.label.score if record.label else None)
+    known = [s for s in scores if s is not None]
+    return min(known) if known else 1.0
+
+
+def order_records(records: list[Record], order: str, limit: int | None = None) -> list[Record]:
+    """Records in push order: as in the documents, or least confident first (stable on ties)."""
+    if order not in ORDERS:
+        raise AnnopipeError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
+    ordered = sorted(records, key=confidence) if order == "confidence" else list(records)
+    return ordered[:limit] if limit is not None else ordered
+
+
+def label_problems(record: Record, config: Config) -> list[str]:
+    """Labels in a record that the project does not declare (doccano would invent them silently)."""
+    problems = [f"span label {s.label!r} is not in span_labels" for s in record.spans if s.label not in config.span_labels]
+    problems += [f"relation label {r.label!r} is not in relations.labels" for r in record.relations
+                 if r.label not in config.relations.labels]
+    if record.label and record.label.label not in config.paragraphs.labels:
+        problems.append(f"paragraph label {record.label.label!r} is not in paragraphs.labels")
+    return problems
+
+
+def label_colors(labels: list[str]) -> dict[str, str]:
+    """A distinct, stable colour per label (by position in the config)."""
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def duplicates_to_remove(examples: list[dict]) -> list[int]:
+    """Surplus copies of one paragraph: keep the confirmed copy (else the oldest), drop unconfirmed others."""
+    if len(examples) < 2:
+        return []
+    keep = min(examples, key=lambda e: (not e.get("is_confirmed"), e["id"]))
+    return [e["id"] for e in examples if e["id"] != keep["id"] and not e.get("is_confirmed")]
+
+
+# -- projects ----------------------------------------------------------------------------------------
+
+
+def find_projects(client: DoccanoClient, config: Config, create: bool = False) -> dict[ProjectKind, dict]:
+    """The config's two doccano projects, with their label types; created on push, required on pull."""
+    by_name = {p["name"]: p for p in client.projects()}
+    found = {}
+    for kind in KINDS:
+        name = config.doccano.project + kind.suffix
+        project = by_name.get(name)
+        if project is None:
+            if not create:
+                raise AnnopipeError(f"doccano at {client.url} has no project {name!r}; push something to it first")
+            project = client.create_project(name, kind.resourcetype, kind.project_type,
+                                            collaborative_annotation=config.doccano.collaborative,
+                                            **dict(kind.settings))
+        elif project["project_type"] != kind.project_type:
+            raise AnnopipeError(f"doccano project {name!r} is a {project['project_type']} project, "
+                                f"expected {kind.project_type}; set doccano.project to another name")
+        if create:
+            for endpoint, labels in kind.labels(config).items():
+                existing = {t["text"] for t in client.label_types(project["id"], endpoint)}
+                for label, color in label_colors(labels).items():
+                    if label not in existing:
+                        client.create_label_type(project["id"], endpoint, label, color)
+        found[kind] = project
+    return found
+
+
+def _by_paragraph(examples: Iterable[dict]) -> dict[str, list[dict]]:
+    index: dict[str, list[dict]] = {}
+    for example in examples:
+        paragraph_id = (example.get("meta") or {}).get("paragraph_id")
+        if paragraph_id:
+            index.setdefault(paragraph_id, []).append(example)
+    return index
+
+
+# -- push ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PushReport:
+    selected: int = 0
+    uploaded: dict[str, int] = field(default_factory=dict)  # project name -> examples
+    already: dict[str, int] = field(default_factory=dict)
+    duplicates_removed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def push(client: DoccanoClient, store: Store, config: Config, records: list[Record],
+         on_progress: OnProgress = _no_progress) -> PushReport:
+    """Upload records to both projects as pre-annotations; only what the server does not have yet."""
+    report = PushReport(selected=len(records))
+    valid = []
+    for record in records:
+        problems = check_record(record) + label_problems(record, config)
+        if problems:
+            report.problems.append(f"{record.paragraph_id} ({record.source}): not pushed, {problems[0]}")
+        else:
+            valid.append(record)
+    for kind, project in find_projects(client, config, create=True).items():
+        _push_project(client, store, kind, project, valid, report, on_progress)
+    return report
+
+
+def _push_project(client: DoccanoClient, store: Store, kind: ProjectKind, project: dict, records: list[Record],
+                  report: PushReport, on_progress: OnProgress) -> None:
+    where, name = origin(client, project), project["name"]
+    for task_id in store.open_imports(where):  # an import whose end we never saw may still be running
+        client.wait(task_id, f"earlier import into {name!r}")
+        store.finish_import(task_id)
+    on_server = _by_paragraph(client.examples(project["id"]))
+    report.duplicates_removed += _remove_duplicates(client, project, on_server)
+    todo = []
+    for record in records:
+        existing = on_server.get(record.paragraph_id)
+        if existing is None:
+            todo.append(record)
+        elif existing[0]["meta"].get("paragraph_hash") != record.paragraph_hash:
+            report.problems.append(f"{record.paragraph_id}: doccano example {existing[0]['id']} in {name!r} holds "
+                                   "another version of this paragraph; left as it is")
+    report.already[name] = len(records) - len(todo)
+    report.uploaded[name] = 0
+    on_progress(name, 0, len(todo))
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start : start + CHUNK]
+        before = {endpoint: client.label_counts(project["id"], endpoint) for _, endpoint in kind.label_kinds}
+        task_id = client.upload(project["id"], dumps_jsonl([kind.to_example(r) for r in chunk]), kind.task)
+        store.start_import(task_id, where)
+        result = client.wait(task_id, f"import into {name!r}")
+        store.finish_import(task_id)
+        for error in result.get("error") or []:
+            report.problems.append(f"doccano rejected part of the import into {name!r}: {error}")
+        on_server = _by_paragraph(client.examples(project["id"]))
+        report.duplicates_removed += _remove_duplicates(client, project, on_server)
+        report.problems += _verify(client, kind, project, chunk, on_server, before)
+        report.uploaded[name] += len(chunk)
+        on_progress(name, start + len(chunk), len(todo))
+
+
+def _remove_duplicates(client: DoccanoClient, project: dict, on_server: dict[str, list[dict]]) -> int:
+    surplus = [i for examples in on_server.values() for i in duplicates_to_remove(examples)]
+    client.delete_examples(project["id"], surplus)
+    for paragraph_id, examples in on_server.items():
+        on_server[paragraph_id] = [e for e in examples if e["id"] not in surplus]
+    return len(surplus)
+
+
+def _verify(client: DoccanoClient, kind: ProjectKind, project: dict, chunk: list[Record],
+            on_server: dict[str, list[dict]], before: dict[str, dict]) -> list[str]:
+    """What doccano stored for this chunk, checked: every paragraph once, exact text, all annotations."""
+    problems = []
+    name = project["name"]
+    for record in chunk:
+        examples = on_server.get(record.paragraph_id, [])
+        if not examples:
+            problems.append(f"{record.paragraph_id}: missing in {name!r} after the import; push again")
+        elif examples[0]["text"] != record.text:
+            problems.append(f"{record.paragraph_id}: doccano stored different text in {name!r} "
+                            f"(example {examples[0]['id']}); its offsets cannot be trusted")
+    me = client.username
+    for endpoint, expected in kind.expected_counts(chunk).items():
+        after = Counter(client.label_counts(project["id"], endpoint).get(me, {}))
+        added = after - Counter(before[endpoint].get(me, {}))
+        if added != expected:
+            problems.append(f"doccano stored {sum(added.values())} {endpoint} in {name!r} where "
+                            f"{sum(expected.values())} were sent; check the import there")
+    return problems
+
+
+# -- pull -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullReport:
+    examples: int = 0
+    counts: Counter = field(default_factory=Counter)  # new / replaced / unchanged
+    problems: list[str] = field(default_factory=list)
+
+
+def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bool = True,
+         on_progress: OnProgress = _no_progress) -> PullReport:
+    """Store the annotations of (confirmed) examples as gold, each checked against its stored paragraph.
+
+    Collaborative projects hold one shared copy per example (annotator `*`); otherwise each
+    annotator's work is stored under their name, never merged with anyone else's.
+    """
+    report = PullReport()
+    for kind, project in find_projects(client, config).items():
+        name = project["name"]
+        on_progress(name, 0, 1)
+        files = client.export(project["id"], confirmed_only)
+        wanted = [e.get("paragraph_id", "") for examples in files.values() for e in examples]
+        stored = store.paragraph_records(wanted)
+        entries = []
+        for user, examples in files.items():
+            annotator = COLLABORATIVE if project["collaborative_annotation"] else user
+            for example in examples:
+                report.examples += 1
+                paragraph = stored.get(example.get("paragraph_id", ""))
+                if paragraph is None:
+                    report.problems.append(f"{name!r} example {example['id']}: paragraph "
+                                           f"{example.get('paragraph_id')!r} is not in this workspace; skipped")
+                    continue
+                try:
+                    record = kind.from_example(example, paragraph)
+                except AnnopipeError as err:
+                    report.problems.append(f"{name!r} example {example['id']}: {err}")
+                    continue
+                entries.append(GoldEntry(record, kind.part, origin(client, project), annotator, example["id"]))
+        report.counts.update(store.add_gold(entries))
+        on_progress(name, 1, 1)
+    return report
+
+
+# -- status -------------------------------------------------------------------------------------------
+
+
+def status(client: DoccanoClient, store: Store, config: Config) -> list[dict]:
+    """Per project: examples in doccano, confirmed, pulled into this workspace, still pending."""
+    rows = []
+    for project in find_projects(client, config).values():
+        total = client.count_examples(project["id"])
+        confirmed = client.count_examples(project["id"], confirmed=True)
+        rows.append({"project": project["name"], "url": origin(client, project), "pushed": total,
+                     "confirmed": confirmed, "pulled": store.count_gold(origin(client, project)),
+                     "pending": total - confirmed})
+    return rows
