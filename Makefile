@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test evaluate benchmark clean
+.PHONY: install doccano demo test evaluate benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/annopipe tag corpora/samples -o results/samples.jsonl
 
-test: $(STAMP)
+# doccano lives in its own virtualenv (its pins clash with ours); the server tests start it from there.
+doccano: $(STAMP)
+	$(VENV)/bin/annopipe doccano install --venv .venv-doccano
+
+test: $(STAMP) doccano
 	$(VENV)/bin/python -m pytest
 
 evaluate: $(STAMP)
@@ -28,4 +32,4 @@ benchmark: $(STAMP)
 	$(VENV)/bin/python benchmarks/tag_throughput.py
 
 clean:
-	rm -rf $(VENV) .annopipe results
+	rm -rf $(VENV) .venv-doccano .annopipe results

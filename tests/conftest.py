@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,31 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess
         [sys.executable, "-m", "annopipe", *args],
         cwd=cwd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600,
     )
+
+
+ADMIN = ("annopipe-admin", "admin-Pass-4-tests")
+ANNOTATOR = ("annotator1", "annotator-Pass-4-tests")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def doccano(tmp_path_factory):
+    """A real doccano 1.8.4 from .venv-doccano (installed on first use), on a free port, for the whole run."""
+    from annopipe.doccano.client import PASSWORD_ENV, URL_ENV, USER_ENV, Credentials
+    from annopipe.doccano.server import LocalServer
+
+    server = LocalServer(tmp_path_factory.mktemp("doccano"), ROOT / ".venv-doccano", free_port())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(USER_ENV, ADMIN[0])
+        env.setenv(PASSWORD_ENV, ADMIN[1])
+        env.setenv(URL_ENV, server.url)
+        server.up(Credentials(*ADMIN), lambda message: None)
+        try:
+            yield server
+        finally:
+            server.down()

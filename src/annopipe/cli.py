@@ -217,12 +217,25 @@ def _connect(workspace: Path, cfg: Config) -> DoccanoClient:
                          task_timeout=cfg.doccano.task_timeout_s)
 
 
+VenvOption = Annotated[
+    Path, typer.Option(help="Virtualenv doccano is installed into (created if missing).")
+]
+
+
+@doccano_app.command("install")
+def doccano_install(venv: VenvOption = Path(".venv-doccano")) -> None:
+    """Install doccano 1.8.4 into its own virtualenv (`up` does this too, the first time)."""
+    from annopipe.doccano.server import LocalServer
+
+    with _user_errors(), console.status("installing doccano") as spinner:
+        LocalServer(Path("."), venv.resolve()).install(lambda message: spinner.update(message))
+    console.print(f"doccano is installed in {venv}", highlight=False)
+
+
 @doccano_app.command("up")
 def doccano_up(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
-    venv: Annotated[Path, typer.Option(help="Virtualenv doccano is installed into (created if missing).")] = Path(
-        ".venv-doccano"
-    ),
+    venv: VenvOption = Path(".venv-doccano"),
     workspace: WorkspaceOption = Path(".annopipe"),
 ) -> None:
     """Install (once), initialise and start doccano on 127.0.0.1; the admin login is
@@ -234,9 +247,10 @@ def doccano_up(
         credentials = Credentials.from_env()
         server = LocalServer(_doccano_home(workspace), venv.resolve(), port)
         with console.status("starting doccano") as spinner:
-            url = server.up(credentials, lambda message: spinner.update(message))
-    console.print(f"doccano is running at {url} (log in as {credentials.username}); stop it with `annopipe doccano down`",
-                  highlight=False)
+            started = server.up(credentials, lambda message: spinner.update(message))
+    state = "is running" if started else "was already running"
+    console.print(f"doccano {state} at {server.url} (log in as {credentials.username}); "
+                  "stop it with `annopipe doccano down`", highlight=False)
 
 
 @doccano_app.command("down")
@@ -244,7 +258,7 @@ def doccano_down(workspace: WorkspaceOption = Path(".annopipe")) -> None:
     """Stop the doccano server this workspace started (and only that one)."""
     from annopipe.doccano.server import LocalServer
 
-    stopped = LocalServer(_doccano_home(workspace), Path(".venv-doccano")).down()
+    stopped = LocalServer(_doccano_home(workspace)).down()
     console.print("stopped doccano" if stopped else "no doccano server of this workspace is running")
 
 

@@ -26,8 +26,8 @@ URL_ENV, USER_ENV, PASSWORD_ENV = "ANNOPIPE_DOCCANO_URL", "ANNOPIPE_DOCCANO_USER
 SPAN_TYPES, RELATION_TYPES, CATEGORY_TYPES = "span-types", "relation-types", "category-types"
 SPANS, RELATIONS, CATEGORIES = "spans", "relations", "categories"
 
-RETRIES = 4
-BACKOFF_S = 0.5
+RETRIES = 3
+BACKOFF_S = 0.25
 PAGE = 500
 
 

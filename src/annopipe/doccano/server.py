@@ -49,7 +49,7 @@ class LocalServer:
     """The doccano server of one workspace (`<workspace>/doccano`), run from `venv`."""
 
     home: Path
-    venv: Path
+    venv: Path = Path(".venv-doccano")
     port: int = DEFAULT_PORT
 
     @property
@@ -109,11 +109,11 @@ class LocalServer:
         return self.home / f"{name}.pid"
 
     def _process(self, name: str) -> psutil.Process | None:
-        """The recorded process if it still runs and is still ours (PIDs get reused)."""
+        """The recorded process if it still runs and is still ours (a PID alone may have been reused)."""
         try:
-            pid = int(self._pidfile(name).read_text())
-            process = psutil.Process(pid)
-            if str(self.venv.resolve()) in " ".join(process.cmdline()) and process.status() != psutil.STATUS_ZOMBIE:
+            pid, started = self._pidfile(name).read_text().split()
+            process = psutil.Process(int(pid))
+            if f"{process.create_time():.2f}" == started and process.status() != psutil.STATUS_ZOMBIE:
                 return process
         except (OSError, ValueError, psutil.Error):
             pass
@@ -125,7 +125,7 @@ class LocalServer:
                 argv, env=self._env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=self.home,
             )
-        self._pidfile(name).write_text(str(process.pid))
+        self._pidfile(name).write_text(f"{process.pid} {psutil.Process(process.pid).create_time():.2f}")
 
     def healthy(self) -> bool:
         try:
@@ -137,12 +137,11 @@ class LocalServer:
     def running(self) -> bool:
         return self._process("web") is not None and self._process("worker") is not None and self.healthy()
 
-    def up(self, credentials: Credentials, say: Say) -> str:
-        """Start the server (installing and initialising what is missing); returns its URL."""
+    def up(self, credentials: Credentials, say: Say) -> bool:
+        """Start the server (installing and initialising what is missing); False if it was already running."""
         if self.running():
             self._initialise(credentials, say)  # the password in the environment may have changed
-            say(f"doccano is already running at {self.url}")
-            return self.url
+            return False
         self.down()  # a half-started or crashed pair: start both again
         if _port_taken(self.port):
             raise AnnopipeError(f"port {self.port} on 127.0.0.1 is taken by another program; pass --port")
@@ -164,7 +163,7 @@ class LocalServer:
                 self.down()
                 raise AnnopipeError(f"doccano did not answer within {START_TIMEOUT_S:.0f} s; see the logs in {self.home}")
             time.sleep(0.5)
-        return self.url
+        return True
 
     def down(self) -> list[str]:
         """Stop the recorded processes (whole process groups); returns the names stopped."""

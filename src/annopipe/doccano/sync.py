@@ -310,7 +310,7 @@ def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bo
                     report.problems.append(f"{name!r} example {example['id']}: {err}")
                     continue
                 entries.append(GoldEntry(record, kind.part, origin(client, project), annotator, example["id"]))
-        report.counts.update(store.add_gold(entries))
+        report.counts.update({k: n for k, n in store.add_gold(entries).items() if n})
         on_progress(name, 1, 1)
     return report
 
