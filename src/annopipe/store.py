@@ -220,34 +220,45 @@ class Store:
         """Store annotations; counts of `new`, `replaced` (history kept) and `unchanged` ones.
 
         The current row of a (paragraph, part, origin, annotator) is replaced only when its content
-        changed, so pulling the same corrections twice changes nothing.
+        changed, so pulling the same corrections twice changes nothing. Within one call, a later
+        entry for the same key wins.
         """
+        latest: dict[tuple, tuple[GoldEntry, str]] = {}
+        for entry in entries:
+            if entry.part not in PARTS:
+                raise ValueError(f"unknown gold part {entry.part!r}")
+            digest = content_hash(json.dumps(gold_content(entry.record, entry.part), sort_keys=True))
+            latest[(entry.record.paragraph_id, entry.part, entry.origin, entry.annotator)] = (entry, digest)
         counts = {"new": 0, "replaced": 0, "unchanged": 0}
+        if not latest:
+            return counts
         now = _now()
+        key_columns = (gold.c.paragraph_id, gold.c.part, gold.c.origin, gold.c.annotator)
         with self.engine.begin() as conn:
-            for entry in entries:
-                if entry.part not in PARTS:
-                    raise ValueError(f"unknown gold part {entry.part!r}")
-                content = gold_content(entry.record, entry.part)
-                digest = content_hash(json.dumps(content, sort_keys=True))
-                key = (
-                    (gold.c.paragraph_id == entry.record.paragraph_id) & (gold.c.part == entry.part)
-                    & (gold.c.origin == entry.origin) & (gold.c.annotator == entry.annotator)
-                    & gold.c.superseded_at.is_(None)
-                )
-                current = conn.execute(select(gold.c.id, gold.c.content_hash).where(key)).first()
-                if current is not None and current.content_hash == digest:
+            query = select(*key_columns, gold.c.id, gold.c.content_hash).where(
+                gold.c.superseded_at.is_(None), gold.c.origin.in_({key[2] for key in latest})
+            )
+            current = {tuple(row[:4]): (row.id, row.content_hash) for row in conn.execute(query)}
+            superseded, rows = [], []
+            for key, (entry, digest) in latest.items():
+                before = current.get(key)
+                if before is not None and before[1] == digest:
                     counts["unchanged"] += 1
                     continue
-                if current is not None:
-                    conn.execute(update(gold).where(gold.c.id == current.id).values(superseded_at=now))
-                counts["replaced" if current is not None else "new"] += 1
-                conn.execute(gold.insert().values(
-                    paragraph_id=entry.record.paragraph_id, paragraph_hash=entry.record.paragraph_hash,
-                    part=entry.part, origin=entry.origin, annotator=entry.annotator, example_id=entry.example_id,
-                    content_hash=digest, record=json.dumps(entry.record.to_dict(), ensure_ascii=False),
-                    stored_at=now,
-                ))
+                if before is not None:
+                    superseded.append(before[0])
+                counts["replaced" if before is not None else "new"] += 1
+                rows.append({
+                    "paragraph_id": entry.record.paragraph_id, "paragraph_hash": entry.record.paragraph_hash,
+                    "part": entry.part, "origin": entry.origin, "annotator": entry.annotator,
+                    "example_id": entry.example_id, "content_hash": digest,
+                    "record": json.dumps(entry.record.to_dict(), ensure_ascii=False), "stored_at": now,
+                    "superseded_at": None,
+                })
+            if superseded:
+                conn.execute(update(gold).where(gold.c.id.in_(superseded)).values(superseded_at=now))
+            if rows:
+                conn.execute(gold.insert(), rows)
         return counts
 
     def gold(self, history: bool = False) -> list[dict]:

@@ -240,20 +240,23 @@ class DoccanoClient:
                     raise AnnopipeError(f"doccano's {what} failed: {status['error']}")
                 return status.get("result") or {}
             time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * 1.5, 0.25)
         raise AnnopipeError(
             f"doccano's {what} did not finish within {self.task_timeout:.0f} s; is its worker (`doccano task`) running?"
         )
 
-    def export(self, project_id: int, confirmed_only: bool) -> dict[str, list[dict]]:
-        """The project as doccano's JSONL export: one list of examples per file in the zip.
+    def start_export(self, project_id: int, confirmed_only: bool) -> str:
+        """Start a JSONL export of a project; returns the task id to pass to `download_export`."""
+        body = {"format": "JSONL", "exportApproved": confirmed_only}
+        return self._post(f"/v1/projects/{project_id}/download", body, "start an export")["task_id"]
+
+    def download_export(self, project_id: int, task_id: str) -> dict[str, list[dict]]:
+        """The finished export: one list of examples per file in doccano's zip.
 
         Collaborative projects give one file (`all`); others one per member, named after them.
         """
-        task = self._post(f"/v1/projects/{project_id}/download", {"format": "JSONL", "exportApproved": confirmed_only},
-                          "start an export")["task_id"]
-        self.wait(task, "export")
-        response = self._check(self._send("GET", f"/v1/projects/{project_id}/download", params={"taskId": task}),
+        self.wait(task_id, "export")
+        response = self._check(self._send("GET", f"/v1/projects/{project_id}/download", params={"taskId": task_id}),
                                "download the export")
         files = {}
         with zipfile.ZipFile(io.BytesIO(response.content)) as archive:

@@ -191,7 +191,11 @@ class PushReport:
 
 def push(client: DoccanoClient, store: Store, config: Config, records: list[Record],
          on_progress: OnProgress = _no_progress) -> PushReport:
-    """Upload records to both projects as pre-annotations; only what the server does not have yet."""
+    """Upload records to both projects as pre-annotations; only what the server does not have yet.
+
+    Both projects' imports of a chunk start before either is verified, so doccano's worker
+    imports one while the other is being checked.
+    """
     report = PushReport(selected=len(records))
     valid = []
     for record in records:
@@ -200,15 +204,25 @@ def push(client: DoccanoClient, store: Store, config: Config, records: list[Reco
             report.problems.append(f"{record.paragraph_id} ({record.source}): not pushed, {problems[0]}")
         else:
             valid.append(record)
-    for kind, project in find_projects(client, config, create=True).items():
-        _push_project(client, store, kind, project, valid, report, on_progress)
+    plans = [(kind, project, _missing(client, store, project, valid, report))
+             for kind, project in find_projects(client, config, create=True).items()]
+    total = sum(len(todo) for _, _, todo in plans)
+    done = 0
+    on_progress("pushing", 0, total)
+    for start in range(0, max((len(todo) for _, _, todo in plans), default=0), CHUNK):
+        started = [_start_import(client, store, kind, project, todo[start : start + CHUNK])
+                   for kind, project, todo in plans if todo[start : start + CHUNK]]
+        for pending in started:
+            _finish_import(client, store, pending, report)
+            done += len(pending.chunk)
+            on_progress("pushing", done, total)
     return report
 
 
-def _push_project(client: DoccanoClient, store: Store, kind: ProjectKind, project: dict, records: list[Record],
-                  report: PushReport, on_progress: OnProgress) -> None:
-    where, name = origin(client, project), project["name"]
-    for task_id in store.open_imports(where):  # an import whose end we never saw may still be running
+def _missing(client: DoccanoClient, store: Store, project: dict, records: list[Record], report: PushReport) -> list[Record]:
+    """The records this project does not hold yet, once earlier imports have ended and copies are gone."""
+    name = project["name"]
+    for task_id in store.open_imports(origin(client, project)):  # an import whose end we never saw may still run
         client.wait(task_id, f"earlier import into {name!r}")
         store.finish_import(task_id)
     on_server = _by_paragraph(client.examples(project["id"]))
@@ -223,21 +237,35 @@ def _push_project(client: DoccanoClient, store: Store, kind: ProjectKind, projec
                                    "another version of this paragraph; left as it is")
     report.already[name] = len(records) - len(todo)
     report.uploaded[name] = 0
-    on_progress(name, 0, len(todo))
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start : start + CHUNK]
-        before = {endpoint: client.label_counts(project["id"], endpoint) for _, endpoint in kind.label_kinds}
-        task_id = client.upload(project["id"], dumps_jsonl([kind.to_example(r) for r in chunk]), kind.task)
-        store.start_import(task_id, where)
-        result = client.wait(task_id, f"import into {name!r}")
-        store.finish_import(task_id)
-        for error in result.get("error") or []:
-            report.problems.append(f"doccano rejected part of the import into {name!r}: {error}")
-        on_server = _by_paragraph(client.examples(project["id"]))
-        report.duplicates_removed += _remove_duplicates(client, project, on_server)
-        report.problems += _verify(client, kind, project, chunk, on_server, before)
-        report.uploaded[name] += len(chunk)
-        on_progress(name, start + len(chunk), len(todo))
+    return todo
+
+
+@dataclass(frozen=True)
+class _Import:
+    kind: ProjectKind
+    project: dict
+    chunk: list[Record]
+    task_id: str
+    before: dict[str, dict]  # annotation counts per user and label before the import
+
+
+def _start_import(client: DoccanoClient, store: Store, kind: ProjectKind, project: dict, chunk: list[Record]) -> _Import:
+    before = {endpoint: client.label_counts(project["id"], endpoint) for _, endpoint in kind.label_kinds}
+    task_id = client.upload(project["id"], dumps_jsonl([kind.to_example(r) for r in chunk]), kind.task)
+    store.start_import(task_id, origin(client, project))
+    return _Import(kind, project, chunk, task_id, before)
+
+
+def _finish_import(client: DoccanoClient, store: Store, pending: _Import, report: PushReport) -> None:
+    name = pending.project["name"]
+    result = client.wait(pending.task_id, f"import into {name!r}")
+    store.finish_import(pending.task_id)
+    for error in result.get("error") or []:
+        report.problems.append(f"doccano rejected part of the import into {name!r}: {error}")
+    on_server = _by_paragraph(client.examples(pending.project["id"]))
+    report.duplicates_removed += _remove_duplicates(client, pending.project, on_server)
+    report.problems += _verify(client, pending, on_server)
+    report.uploaded[name] += len(pending.chunk)
 
 
 def _remove_duplicates(client: DoccanoClient, project: dict, on_server: dict[str, list[dict]]) -> int:
@@ -248,12 +276,11 @@ def _remove_duplicates(client: DoccanoClient, project: dict, on_server: dict[str
     return len(surplus)
 
 
-def _verify(client: DoccanoClient, kind: ProjectKind, project: dict, chunk: list[Record],
-            on_server: dict[str, list[dict]], before: dict[str, dict]) -> list[str]:
+def _verify(client: DoccanoClient, pending: _Import, on_server: dict[str, list[dict]]) -> list[str]:
     """What doccano stored for this chunk, checked: every paragraph once, exact text, all annotations."""
     problems = []
-    name = project["name"]
-    for record in chunk:
+    project, name = pending.project, pending.project["name"]
+    for record in pending.chunk:
         examples = on_server.get(record.paragraph_id, [])
         if not examples:
             problems.append(f"{record.paragraph_id}: missing in {name!r} after the import; push again")
@@ -261,9 +288,9 @@ def _verify(client: DoccanoClient, kind: ProjectKind, project: dict, chunk: list
             problems.append(f"{record.paragraph_id}: doccano stored different text in {name!r} "
                             f"(example {examples[0]['id']}); its offsets cannot be trusted")
     me = client.username
-    for endpoint, expected in kind.expected_counts(chunk).items():
+    for endpoint, expected in pending.kind.expected_counts(pending.chunk).items():
         after = Counter(client.label_counts(project["id"], endpoint).get(me, {}))
-        added = after - Counter(before[endpoint].get(me, {}))
+        added = after - Counter(pending.before[endpoint].get(me, {}))
         if added != expected:
             problems.append(f"doccano stored {sum(added.values())} {endpoint} in {name!r} where "
                             f"{sum(expected.values())} were sent; check the import there")
@@ -288,10 +315,12 @@ def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bo
     annotator's work is stored under their name, never merged with anyone else's.
     """
     report = PullReport()
-    for kind, project in find_projects(client, config).items():
+    projects = find_projects(client, config)
+    exports = {kind: client.start_export(project["id"], confirmed_only) for kind, project in projects.items()}
+    for done, (kind, project) in enumerate(projects.items()):
         name = project["name"]
-        on_progress(name, 0, 1)
-        files = client.export(project["id"], confirmed_only)
+        on_progress("pulling", done, len(projects))
+        files = client.download_export(project["id"], exports[kind])
         wanted = [e.get("paragraph_id", "") for examples in files.values() for e in examples]
         stored = store.paragraph_records(wanted)
         entries = []
@@ -311,7 +340,7 @@ def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bo
                     continue
                 entries.append(GoldEntry(record, kind.part, origin(client, project), annotator, example["id"]))
         report.counts.update({k: n for k, n in store.add_gold(entries).items() if n})
-        on_progress(name, 1, 1)
+    on_progress("pulling", len(projects), len(projects))
     return report
 
 

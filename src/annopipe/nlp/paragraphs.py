@@ -18,14 +18,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from installed packages, never a hub
 
-import torch  # noqa: E402
-from transformers import AutoModel, AutoTokenizer  # noqa: E402
-from transformers.utils import logging as transformers_logging  # noqa: E402
+import torch
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
-from annopipe.config import ParagraphConfig  # noqa: E402
-from annopipe.documents import content_hash  # noqa: E402
-from annopipe.errors import AnnopipeError  # noqa: E402
-from annopipe.records import ParagraphLabel  # noqa: E402
+from annopipe.config import ParagraphConfig
+from annopipe.documents import content_hash
+from annopipe.errors import AnnopipeError
+from annopipe.records import ParagraphLabel
 
 MAX_TOKENS = 256
 CHUNK = 16  # texts per forward pass, grouped by length so padding stays small
