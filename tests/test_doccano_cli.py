@@ -7,6 +7,7 @@ import psutil
 import pytest
 
 from annopipe.doccano.client import PASSWORD_ENV, URL_ENV, USER_ENV, Credentials, DoccanoClient
+from annopipe.documents import read_document
 from tests.conftest import ADMIN, ROOT, SAMPLES, free_port, run_cli
 
 pytestmark = [pytest.mark.doccano, pytest.mark.slow]
@@ -69,8 +70,9 @@ def test_push_status_pull_export_import_from_the_command_line(doccano, tmp_path)
 
     pulled = run_cli("pull", *common)
     assert pulled.returncode == 0 and "2 new" in pulled.stderr, pulled.stderr
-    again = run_cli("push", str(brief), "--order", "confidence", "--limit", "4", *common)
-    assert again.returncode == 0 and "0 (4 were already there)" in again.stderr
+    by_document = ("--document", read_document(brief).id, "--order", "confidence", "--limit", "4")
+    again = run_cli("push", *by_document, *common)  # the same paragraphs, chosen from the workspace this time
+    assert again.returncode == 0 and "0 (4 were already there)" in again.stderr, again.stderr
     exported = run_cli("export", "--format", "prodigy", "-o", str(tmp_path / "gold.jsonl"), "--workspace", str(workspace))
     assert exported.returncode == 0, exported.stderr
     lines = [json.loads(line) for line in (tmp_path / "gold.jsonl").read_text().splitlines()]

@@ -345,7 +345,7 @@ def push(
                 records = order_records(_pushed_records(paths or [], document or [], cfg, store), order, limit)
             with _file_progress("pushing") as (progress, task):
                 report = push_records(client, store, cfg, records,
-                                      lambda what, done, total: progress.update(task, completed=done, total=total))
+                                      _progress_callback(progress, task))
     table = Table(show_header=False, box=None)
     table.add_row("paragraphs selected", str(report.selected))
     for name, count in report.uploaded.items():

@@ -45,11 +45,11 @@ COLLABORATIVE = "*"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39")
 
-OnProgress = Callable[[str, int, int], None]
-"""Called with (what, done, total) as examples are uploaded or pulled."""
+OnProgress = Callable[[int, int], None]
+"""Called with (examples uploaded, examples to upload) as a push goes on."""
 
 
-def _no_progress(what: str, done: int, total: int) -> None:
+def _no_progress(done: int, total: int) -> None:
     pass
 
 
@@ -63,7 +63,6 @@ class ProjectKind:
     settings: tuple[tuple[str, object], ...]
     task: str
     part: str
-    label_kinds: tuple[tuple[str, str], ...]  # (label-type endpoint, annotation endpoint)
 
     def labels(self, config: Config) -> dict[str, list[str]]:
         if self.part == "spans":
@@ -85,10 +84,9 @@ class ProjectKind:
 
 
 SPANS_PROJECT = ProjectKind("", "SequenceLabelingProject", "SequenceLabeling", (("use_relation", True),),
-                            "RelationExtraction", "spans", ((SPAN_TYPES, SPANS), (RELATION_TYPES, RELATIONS)))
+                            "RelationExtraction", "spans")
 LABELS_PROJECT = ProjectKind(" paragraph labels", "TextClassificationProject", "DocumentClassification",
-                             (("single_class_classification", True),), "DocumentClassification", "label",
-                             ((CATEGORY_TYPES, CATEGORIES),))
+                             (("single_class_classification", True),), "DocumentClassification", "label")
 KINDS = (SPANS_PROJECT, LABELS_PROJECT)
 
 
@@ -208,14 +206,14 @@ def push(client: DoccanoClient, store: Store, config: Config, records: list[Reco
              for kind, project in find_projects(client, config, create=True).items()]
     total = sum(len(todo) for _, _, todo in plans)
     done = 0
-    on_progress("pushing", 0, total)
+    on_progress(0, total)
     for start in range(0, max((len(todo) for _, _, todo in plans), default=0), CHUNK):
         started = [_start_import(client, store, kind, project, todo[start : start + CHUNK])
                    for kind, project, todo in plans if todo[start : start + CHUNK]]
         for pending in started:
             _finish_import(client, store, pending, report)
             done += len(pending.chunk)
-            on_progress("pushing", done, total)
+            on_progress(done, total)
     return report
 
 
@@ -250,7 +248,7 @@ class _Import:
 
 
 def _start_import(client: DoccanoClient, store: Store, kind: ProjectKind, project: dict, chunk: list[Record]) -> _Import:
-    before = {endpoint: client.label_counts(project["id"], endpoint) for _, endpoint in kind.label_kinds}
+    before = {endpoint: client.label_counts(project["id"], endpoint) for endpoint in kind.expected_counts(chunk)}
     task_id = client.upload(project["id"], dumps_jsonl([kind.to_example(r) for r in chunk]), kind.task)
     store.start_import(task_id, origin(client, project))
     return _Import(kind, project, chunk, task_id, before)
@@ -307,8 +305,7 @@ class PullReport:
     problems: list[str] = field(default_factory=list)
 
 
-def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bool = True,
-         on_progress: OnProgress = _no_progress) -> PullReport:
+def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bool = True) -> PullReport:
     """Store the annotations of (confirmed) examples as gold, each checked against its stored paragraph.
 
     Collaborative projects hold one shared copy per example (annotator `*`); otherwise each
@@ -317,9 +314,8 @@ def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bo
     report = PullReport()
     projects = find_projects(client, config)
     exports = {kind: client.start_export(project["id"], confirmed_only) for kind, project in projects.items()}
-    for done, (kind, project) in enumerate(projects.items()):
+    for kind, project in projects.items():
         name = project["name"]
-        on_progress("pulling", done, len(projects))
         files = client.download_export(project["id"], exports[kind])
         wanted = [e.get("paragraph_id", "") for examples in files.values() for e in examples]
         stored = store.paragraph_records(wanted)
@@ -340,7 +336,6 @@ def pull(client: DoccanoClient, store: Store, config: Config, confirmed_only: bo
                     continue
                 entries.append(GoldEntry(record, kind.part, origin(client, project), annotator, example["id"]))
         report.counts.update({k: n for k, n in store.add_gold(entries).items() if n})
-    on_progress("pulling", len(projects), len(projects))
     return report
 
 
