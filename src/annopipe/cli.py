@@ -21,6 +21,7 @@ from annopipe.tagging import Report
 
 if TYPE_CHECKING:
     from annopipe.doccano.client import DoccanoClient
+    from annopipe.training.data import TrainingData
 
 app = typer.Typer(
     help="Political-analysis briefs to corrected, machine-readable knowledge.",
@@ -424,6 +425,177 @@ def import_gold(
         counts = Store.in_workspace(workspace).add_gold(GoldEntry(r, "all", origin, annotator) for r in records)
     console.print(f"imported {len(records)} paragraphs: {counts['new']} new, {counts['replaced']} replaced "
                   f"(history kept), {counts['unchanged']} unchanged", highlight=False)
+
+
+# -- learning from corrections ------------------------------------------------------------------------
+
+data_app = typer.Typer(help="Training data from gold annotations.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+models_app = typer.Typer(help="Trained model versions: list, promote, compare.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+GoldOption = Annotated[
+    list[Path] | None,
+    typer.Option("--gold", help="Gold JSONL file or folder, used besides the workspace's gold (repeatable)."),
+]
+SeedOption = Annotated[int, typer.Option(help="Seed of the document split and of training.")]
+
+
+def _training_data(cfg: Config, workspace: Path, gold: list[Path] | None, seed: int) -> TrainingData:
+    """Gold files first, then the workspace's pulled and imported gold (which wins for the same paragraph)."""
+    from annopipe.doccano.sync import label_problems
+    from annopipe.evaluation import read_gold
+    from annopipe.training.data import build
+
+    labels = (cfg.span_labels, cfg.relations.labels, list(cfg.paragraphs.labels))
+    records = [r for path in gold or [] for r in read_gold(path, *labels)]
+    for record in Store.in_workspace(workspace).gold_records():
+        problems = label_problems(record, cfg)
+        if problems:
+            raise AnnopipeError(f"workspace gold {record.paragraph_id}: {problems[0]}")
+        records.append(record)
+    data = build(records, seed)
+    for warning in data.warnings(*labels):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    return data
+
+
+def _print_counts(data: TrainingData) -> None:
+    table = Table(title=f"training data {data.hash} (seed {data.seed}, split by document)", title_justify="left")
+    for column in ("split", "documents", "paragraphs", "spans", "relations", "paragraph labels"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for name, parts in data.counts().items():
+        documents = len({r.doc_id for r in data.splits[name]})
+        table.add_row(name, str(documents), str(parts["paragraphs"]["all"]), str(sum(parts["spans"].values())),
+                      str(sum(parts["relations"].values())), str(sum(parts["labels"].values())))
+    console.print(table)
+
+
+@data_app.command("build")
+def data_build(
+    gold: GoldOption = None,
+    seed: SeedOption = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder (default: <workspace>/data).")] = None,
+    config: ConfigOption = None,
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Split the gold annotations by document into train/dev/test: a `datasets` DatasetDict plus spaCy
+    DocBins, saved under their content hash."""
+    from annopipe.training.data import save
+
+    with _user_errors():
+        cfg = load_config(config)
+        data = _training_data(cfg, workspace, gold, seed)
+        path = save(data, output or workspace / "data", cfg.span_labels, cfg.relations.labels,
+                    list(cfg.paragraphs.labels))
+    _print_counts(data)
+    console.print(f"written to {path}", highlight=False)
+
+
+@app.command("train")
+def train_model(
+    task: Annotated[str, typer.Argument(help="ner, relations or paragraphs.")],
+    gold: GoldOption = None,
+    seed: SeedOption = 0,
+    margin: Annotated[float, typer.Option(help="Promote only if dev F1 beats the current model by more.")] = 0.0,
+    max_epochs: Annotated[int, typer.Option(min=1, help="Upper bound; training stops early on dev.")] = 30,
+    config: ConfigOption = None,
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Fine-tune a model on the gold annotations, register the version, and promote it only if it
+    beats the model in use on the dev split."""
+    from annopipe.registry import Registry
+    from annopipe.training import runs
+
+    with _user_errors():
+        if task not in runs.FITTERS:
+            raise AnnopipeError(f"unknown task {task!r}; use one of {', '.join(runs.FITTERS)}")
+        cfg = load_config(config)
+        data = _training_data(cfg, workspace, gold, seed)
+        runs.check_trainable(task, data)
+        _print_counts(data)
+        gold_ids = {r.paragraph_id for records in data.splits.values() for r in records}
+        unlabelled = [t for pid, t in Store.in_workspace(workspace).paragraph_texts(5000).items() if pid not in gold_ids]
+        with console.status(f"training {task}") as spinner:
+            outcome = runs.train(task, data, cfg, Registry(cfg.registry), seed=seed, margin=margin,
+                                 unlabelled=unlabelled, max_epochs=max_epochs,
+                                 on_epoch=lambda epoch, loss, f1: spinner.update(
+                                     f"training {task}: epoch {epoch}, loss {loss:.1f}, dev F1 {f1:.3f}"))
+    test = outcome.metrics["test"]["micro"]["f1"]
+    console.print(f"{task} {outcome.version}: dev {outcome.metric} {outcome.candidate:.3f} (test {test:.3f}); "
+                  f"{outcome.current_version} in use scores {outcome.current:.3f} on the same dev split", highlight=False)
+    if outcome.promoted:
+        console.print(f"[green]promoted[/green] {outcome.version}: `annopipe tag` uses it from now on", highlight=False)
+    else:
+        console.print(f"kept {outcome.current_version}: the new version does not beat it by more than {margin}; "
+                      f"promote it by hand with `annopipe models promote {task} {outcome.version}`", highlight=False)
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """Every registered version per task, with its dev score; the one in use is marked."""
+    from annopipe.registry import TASKS, Registry
+
+    with _user_errors():
+        registry = Registry(load_config(config).registry)
+        table = Table(title=f"models in {registry.root}", title_justify="left")
+        for column in ("task", "version", "dev", "test", "data", "in use"):
+            table.add_column(column)
+        for task in TASKS:
+            current = registry.current(task)
+            for version in registry.versions(task):
+                metrics, meta = version.metrics, version.meta
+                table.add_row(task, version.version, f"{metrics['dev_score']:.3f}",
+                              f"{metrics['test']['micro']['f1']:.3f}", meta["data_hash"],
+                              "yes" if current and current.version == version.version else "")
+            if current is None:
+                table.add_row(task, "model zero", "", "", "", "yes")
+            for path in registry.incomplete(task):
+                table.add_row(task, path.name, "", "", "", "[red]incomplete: remove it[/red]")
+    Console().print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    task: Annotated[str, typer.Argument(help="ner, relations or paragraphs.")],
+    version: Annotated[str, typer.Argument(help="A version from `annopipe models list`.")],
+    config: ConfigOption = None,
+) -> None:
+    """Make a registered version the one `annopipe tag` uses (atomic: tagging sees the old or the new one)."""
+    from annopipe.registry import Registry
+
+    with _user_errors():
+        Registry(load_config(config).registry).promote(task, version)
+    console.print(f"{task}: {version} is in use now", highlight=False)
+
+
+@models_app.command("diff")
+def models_diff(
+    a: Annotated[str, typer.Argument(help="A version.")],
+    b: Annotated[str, typer.Argument(help="Another version of the same task.")],
+    config: ConfigOption = None,
+) -> None:
+    """Per-label dev metrics of two versions side by side."""
+    from annopipe.registry import Registry
+
+    with _user_errors():
+        registry = Registry(load_config(config).registry)
+        first, second = registry.find(a), registry.find(b)
+        if first.task != second.task:
+            raise AnnopipeError(f"{a} is a {first.task} model and {b} a {second.task} model; compare one task")
+        dev_a, dev_b = first.metrics["dev"], second.metrics["dev"]
+    table = Table(title=f"{first.task}: dev metrics ({first.meta['metric']})", title_justify="left")
+    table.add_column("label")
+    for version in (a, b):
+        table.add_column(f"F1 {version}", justify="right")
+    table.add_column("change", justify="right")
+    rows = {**{k: None for k in [*dev_a["per_label"], *dev_b["per_label"]]}}
+    for label in [*sorted(rows), "micro"]:
+        fa = (dev_a["micro"] if label == "micro" else dev_a["per_label"].get(label, {})).get("f1")
+        fb = (dev_b["micro"] if label == "micro" else dev_b["per_label"].get(label, {})).get("f1")
+        change = f"{fb - fa:+.3f}" if fa is not None and fb is not None else ""
+        table.add_row(label, *(f"{f:.3f}" if f is not None else "-" for f in (fa, fb)), change)
+    Console().print(table)
 
 
 def _exit_on_problems(problems: list[str]) -> None:

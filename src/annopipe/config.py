@@ -63,6 +63,7 @@ class Config:
     paragraphs: ParagraphConfig
     batch_size: int
     doccano: DoccanoConfig = DoccanoConfig()
+    registry: Path = Path("models")
 
 
 def _read_yaml(path: Path) -> Any:
@@ -166,4 +167,5 @@ def load_config(path: Path | None = None) -> Config:
         collaborative=bool(doc_data.get("collaborative", DoccanoConfig.collaborative)),
         task_timeout_s=float(doc_data.get("task_timeout_s", DoccanoConfig.task_timeout_s)),
     )
-    return Config(path, span_labels, ner, relations, paragraphs, batch_size, doccano)
+    registry = base / str(data.get("registry", "../models"))
+    return Config(path, span_labels, ner, relations, paragraphs, batch_size, doccano, registry)

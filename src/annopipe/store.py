@@ -216,6 +216,12 @@ class Store:
                 for row in conn.execute(query)
             }
 
+    def paragraph_texts(self, limit: int) -> dict[str, str]:
+        """Up to `limit` stored paragraphs (id -> text), in storage order: unlabelled text for rehearsal."""
+        query = select(paragraphs.c.id, paragraphs.c.text).order_by(paragraphs.c.doc_id, paragraphs.c.idx).limit(limit)
+        with self.engine.connect() as conn:
+            return {row.id: row.text for row in conn.execute(query)}
+
     def add_gold(self, entries: Iterable[GoldEntry]) -> dict[str, int]:
         """Store annotations; counts of `new`, `replaced` (history kept) and `unchanged` ones.
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import cached_property
 
 import spacy
@@ -21,7 +23,10 @@ from annopipe.errors import AnnopipeError
 from annopipe.nlp.ner import NerTagger, ner_version
 from annopipe.nlp.paragraphs import ZeroShotParagraphClassifier, paragraph_version
 from annopipe.nlp.relations import RelationModel, RuleRelationExtractor
-from annopipe.records import Record
+from annopipe.records import ParagraphLabel, Record
+from annopipe.registry import TASKS, ModelVersion, Registry
+
+ParagraphModel = Callable[[list[str]], list[ParagraphLabel | None]]
 
 
 def load_spacy(name: str) -> Language:
@@ -40,12 +45,20 @@ def _package_version(name: str) -> str:
         return "local"
 
 
-def model_versions(config: Config) -> dict[str, str]:
-    return {
-        "ner": ner_version(config.ner, _package_version(config.ner.model)),
-        "relations": RuleRelationExtractor.version_of(config.relations),
-        "paragraphs": paragraph_version(config.paragraphs),
+def active_models(config: Config) -> dict[str, ModelVersion | None]:
+    """The promoted version of each task in the registry; None where model zero is in use."""
+    registry = Registry(config.registry)
+    return {task: registry.current(task) for task in TASKS}
+
+
+def model_versions(config: Config, active: dict[str, ModelVersion | None] | None = None) -> dict[str, str]:
+    active = active_models(config) if active is None else active
+    zero = {
+        "ner": lambda: ner_version(config.ner, _package_version(config.ner.model)),
+        "relations": lambda: RuleRelationExtractor.version_of(config.relations),
+        "paragraphs": lambda: paragraph_version(config.paragraphs),
     }
+    return {task: f"{task}/{v.version}" if (v := active[task]) else zero[task]() for task in TASKS}
 
 
 def combined_version(versions: dict[str, str]) -> str:
@@ -58,24 +71,41 @@ class Tagger:
 
     def __init__(self, config: Config):
         self.config = config
-        self.versions = model_versions(config)
+        self.active = active_models(config)
+        self.versions = model_versions(config, self.active)
         self.version = combined_version(self.versions)
 
     @cached_property
     def nlp(self) -> Language:
-        return load_spacy(self.config.ner.model)
+        trained = self.active["ner"]
+        return load_spacy(str(trained.model_dir) if trained else self.config.ner.model)
 
     @cached_property
     def ner(self) -> NerTagger:
-        return NerTagger(self.config.ner, self.nlp)
+        trained = self.active["ner"]
+        config = replace(self.config.ner, label_map=trained.meta["label_map"]) if trained else self.config.ner
+        return NerTagger(config, self.nlp)
 
     @cached_property
     def relations(self) -> RelationModel:
-        return RuleRelationExtractor(self.config.relations, self.nlp.vocab)
+        rules = RuleRelationExtractor(self.config.relations, self.nlp.vocab)
+        trained = self.active["relations"]
+        if trained is None:
+            return rules
+        from annopipe.nlp.relations import TrainedRelationModel, UnionRelationModel
+
+        model = TrainedRelationModel(trained.model_dir, self.config.relations.symmetric,
+                                     self.config.relations.actor_labels)
+        return UnionRelationModel(model, rules) if trained.meta.get("with_rules") else model
 
     @cached_property
-    def paragraphs(self) -> ZeroShotParagraphClassifier:
-        return ZeroShotParagraphClassifier(self.config.paragraphs)
+    def paragraphs(self) -> ParagraphModel:
+        trained = self.active["paragraphs"]
+        if trained is None:
+            return ZeroShotParagraphClassifier(self.config.paragraphs)
+        from annopipe.nlp.paragraphs import TrainedParagraphClassifier
+
+        return TrainedParagraphClassifier(trained.model_dir)
 
     def load(self) -> None:
         """Load every model now (for timing and for failing early)."""

@@ -1,0 +1,124 @@
+"""The model registry: `models/<task>/<version>/` folders and one `CURRENT` pointer per task.
+
+A version folder is written under a temporary name and renamed into place only when its weights,
+`meta.json` and `metrics.json` are complete, so a crash never leaves a half-written version that
+looks finished. Promotion rewrites `CURRENT` through a temporary file and an atomic rename: at every
+moment `annopipe tag` sees either the old model or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from annopipe.errors import AnnopipeError
+
+TASKS = ("ner", "relations", "paragraphs")
+REQUIRED = ("meta.json", "metrics.json", "model")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    task: str
+    version: str
+    path: Path
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def meta(self) -> dict:
+        return json.loads((self.path / "meta.json").read_text())
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.path / "metrics.json").read_text())
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise AnnopipeError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+
+
+class Registry:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _complete(self, path: Path) -> bool:
+        return all((path / name).exists() for name in REQUIRED)
+
+    def versions(self, task: str) -> list[ModelVersion]:
+        """Complete versions of a task, oldest first (version names sort by creation time)."""
+        _check_task(task)
+        folder = self.root / task
+        if not folder.is_dir():
+            return []
+        return [ModelVersion(task, p.name, p) for p in sorted(folder.iterdir())
+                if p.is_dir() and not p.name.startswith(".") and self._complete(p)]
+
+    def incomplete(self, task: str) -> list[Path]:
+        """Folders that look like versions but lack weights or metadata (a crash, or a hand edit)."""
+        folder = self.root / self._checked(task)
+        if not folder.is_dir():
+            return []
+        return [p for p in sorted(folder.iterdir()) if p.is_dir() and not self._complete(p)]
+
+    def _checked(self, task: str) -> str:
+        _check_task(task)
+        return task
+
+    def get(self, task: str, version: str) -> ModelVersion:
+        path = self.root / self._checked(task) / version
+        if not path.is_dir():
+            known = ", ".join(v.version for v in self.versions(task)) or "none yet"
+            raise AnnopipeError(f"no {task} model version {version!r} in {self.root} (known: {known})")
+        if not self._complete(path):
+            missing = [name for name in REQUIRED if not (path / name).exists()]
+            raise AnnopipeError(f"{path} is incomplete (missing {', '.join(missing)}); remove it and train again")
+        return ModelVersion(task, version, path)
+
+    def find(self, version: str) -> ModelVersion:
+        """A version by name alone (names are unique across tasks)."""
+        for task in TASKS:
+            if (self.root / task / version).is_dir():
+                return self.get(task, version)
+        raise AnnopipeError(f"no model version {version!r} in {self.root}; see `annopipe models list`")
+
+    def current(self, task: str) -> ModelVersion | None:
+        """The promoted version, or None while model zero is in use."""
+        pointer = self.root / self._checked(task) / "CURRENT"
+        if not pointer.exists():
+            return None
+        return self.get(task, pointer.read_text().strip())
+
+    def promote(self, task: str, version: str) -> ModelVersion:
+        chosen = self.get(task, version)
+        pointer = self.root / task / "CURRENT"
+        tmp = pointer.with_name("CURRENT.partial")
+        tmp.write_text(version + "\n")
+        tmp.replace(pointer)
+        return chosen
+
+    @contextmanager
+    def new_version(self, task: str, tag: str) -> Iterator[tuple[str, Path]]:
+        """A version name and a folder to write it into; it becomes visible only if the block finishes."""
+        version = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{tag}"
+        final = self.root / self._checked(task) / version
+        tmp = final.with_name(f".{version}.partial")
+        tmp.mkdir(parents=True)
+        try:
+            yield version, tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        missing = [name for name in REQUIRED if not (tmp / name).exists()]
+        if missing:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise AnnopipeError(f"training wrote no {', '.join(missing)}; nothing was registered")
+        tmp.replace(final)
