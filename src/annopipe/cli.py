@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -143,6 +144,15 @@ def tag(
 @app.command()
 def evaluate(
     gold: Annotated[Path, typer.Option(help="Gold JSONL file or folder of them.")] = Path("corpora/gold"),
+    dataset: Annotated[
+        str | None, typer.Option(help="Score entities on public data instead: crossner (labels mapped to ours).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split of --dataset: train or dev (test files are never read).")] = "dev",
+    version: Annotated[
+        list[str] | None,
+        typer.Option("--version", help="TASK=VERSION: score a registered version (or TASK=zero) instead of the "
+                                       "one in use; repeatable."),
+    ] = None,
     predictions: Annotated[
         Path | None, typer.Option(help="Score this JSONL of predictions instead of tagging the gold paragraphs.")
     ] = None,
@@ -157,33 +167,62 @@ def evaluate(
 
     with _user_errors():
         cfg = load_config(config)
-        gold_records = read_gold(gold, cfg.span_labels, cfg.relations.labels, list(cfg.paragraphs.labels))
+        if dataset is not None:
+            gold_records, source = _public_gold(dataset, split), f"{dataset} {split}"
+        else:
+            gold_records, source = read_gold(gold, cfg.span_labels, cfg.relations.labels,
+                                              list(cfg.paragraphs.labels)), str(gold)
         if predictions is not None:
             from annopipe.records import read_jsonl
 
             predicted = {r.paragraph_id: r for r in read_jsonl(predictions)}
             models = next(iter(predicted.values())).models if predicted else {}
         else:
-            predicted, models = _tag_gold(cfg, gold_records)
-        metrics = {"gold": str(gold), "models": models, **score(gold_records, predicted, cfg.relations.symmetric)}
+            predicted, models = _tag_gold(cfg, gold_records, _chosen_versions(cfg, version or []))
+        if dataset is not None:  # public NER data annotates entities only, and fewer kinds of them
+            labels = {s.label for r in gold_records for s in r.spans}
+            predicted = {k: replace(r, spans=[s for s in r.spans if s.label in labels], relations=[], label=None)
+                         for k, r in predicted.items()}
+        metrics = {"gold": source, "models": models, **score(gold_records, predicted, cfg.relations.symmetric)}
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    _print_metrics(metrics)
+    _print_metrics(metrics, spans_only=dataset is not None)
     console.print(f"metrics written to {output}", highlight=False)
 
 
-def _tag_gold(cfg: Config, gold: list[Record]) -> tuple[dict[str, Record], dict[str, str]]:
+def _public_gold(dataset: str, split: str) -> list[Record]:
+    from annopipe.public_data import CROSSNER_TO_PROJECT, load_public, map_labels
+
+    if dataset != "crossner":
+        raise AnnopipeError(f"unknown dataset {dataset!r} for evaluate; use crossner "
+                            "(CrossRE's 17 relation labels are scored by benchmarks/crossre_relations.py)")
+    return map_labels(load_public(dataset, split), CROSSNER_TO_PROJECT)
+
+
+def _chosen_versions(cfg: Config, choices: list[str]) -> dict:
+    from annopipe.registry import TASKS, Registry
+
+    registry, chosen = Registry(cfg.registry), {}
+    for choice in choices:
+        task, _, name = choice.partition("=")
+        if task not in TASKS or not name:
+            raise AnnopipeError(f"--version {choice!r}: write TASK=VERSION with TASK one of {', '.join(TASKS)}")
+        chosen[task] = None if name == "zero" else registry.get(task, name)
+    return chosen
+
+
+def _tag_gold(cfg: Config, gold: list[Record], active: dict) -> tuple[dict[str, Record], dict[str, str]]:
     from annopipe.nlp.pipeline import Tagger
 
-    tagger = Tagger(cfg)
+    tagger = Tagger(cfg, active)
     paragraphs = [r.paragraph() for r in gold]
     with console.status(f"tagging {len(paragraphs)} gold paragraphs"):
         records = tagger(paragraphs)
     return {r.paragraph_id: r for r in records}, tagger.versions
 
 
-def _print_metrics(metrics: dict) -> None:
-    for part in ("spans", "relations"):
+def _print_metrics(metrics: dict, spans_only: bool = False) -> None:
+    for part in ("spans",) if spans_only else ("spans", "relations"):
         table = Table(title=f"{part} (exact match)", title_justify="left")
         for column in ("label", "precision", "recall", "f1", "support"):
             table.add_column(column, justify="left" if column == "label" else "right")
@@ -191,6 +230,8 @@ def _print_metrics(metrics: dict) -> None:
         for label, s in rows.items():
             table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
         console.print(table)
+    if spans_only:
+        return
     labels = metrics["paragraph_labels"]
     console.print(
         f"paragraph labels: accuracy {labels['accuracy']:.3f}, macro-F1 {labels['macro_f1']:.3f} "

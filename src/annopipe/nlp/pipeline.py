@@ -69,9 +69,10 @@ def combined_version(versions: dict[str, str]) -> str:
 class Tagger:
     """NER, stance relations and paragraph labels for paragraphs; models load on first use."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, active: dict[str, ModelVersion | None] | None = None):
+        """`active` overrides which registered version (None: model zero) each task uses."""
         self.config = config
-        self.active = active_models(config)
+        self.active = {**active_models(config), **(active or {})}
         self.versions = model_versions(config, self.active)
         self.version = combined_version(self.versions)
 
