@@ -562,7 +562,7 @@ def train_model(
                                  unlabelled=unlabelled, max_epochs=max_epochs,
                                  on_epoch=lambda epoch, loss, f1: spinner.update(
                                      f"training {task}: epoch {epoch}, loss {loss:.1f}, dev F1 {f1:.3f}"))
-    test = outcome.metrics["test"]["micro"]["f1"]
+    test = outcome.metrics["test_score"]
     console.print(f"{task} {outcome.version}: dev {outcome.metric} {outcome.candidate:.3f} (test {test:.3f}); "
                   f"{outcome.current_version} in use scores {outcome.current:.3f} on the same dev split", highlight=False)
     if outcome.promoted:
@@ -587,7 +587,7 @@ def models_list(config: ConfigOption = None) -> None:
             for version in registry.versions(task):
                 metrics, meta = version.metrics, version.meta
                 table.add_row(task, version.version, f"{metrics['dev_score']:.3f}",
-                              f"{metrics['test']['micro']['f1']:.3f}", meta["data_hash"],
+                              f"{metrics['test_score']:.3f}", meta["data_hash"],
                               "yes" if current and current.version == version.version else "")
             if current is None:
                 table.add_row(task, "model zero", "", "", "", "yes")
@@ -631,9 +631,9 @@ def models_diff(
         table.add_column(f"F1 {version}", justify="right")
     table.add_column("change", justify="right")
     rows = {**{k: None for k in [*dev_a["per_label"], *dev_b["per_label"]]}}
-    for label in [*sorted(rows), "micro"]:
-        fa = (dev_a["micro"] if label == "micro" else dev_a["per_label"].get(label, {})).get("f1")
-        fb = (dev_b["micro"] if label == "micro" else dev_b["per_label"].get(label, {})).get("f1")
+    for label in [*sorted(rows), "score"]:
+        fa = dev_a["score"] if label == "score" else dev_a["per_label"].get(label, {}).get("f1")
+        fb = dev_b["score"] if label == "score" else dev_b["per_label"].get(label, {}).get("f1")
         change = f"{fb - fa:+.3f}" if fa is not None and fb is not None else ""
         table.add_row(label, *(f"{f:.3f}" if f is not None else "-" for f in (fa, fb)), change)
     Console().print(table)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from spacy.matcher import DependencyMatcher
@@ -117,3 +118,267 @@ def _phrase_tokens(token: Token) -> Iterable[Token]:
         if child.dep_ in _ACTOR_PATH_DEPS:
             yield child
             queue.extend(child.children)
+
+
+# --- trained relation classifier ---------------------------------------------------------------
+#
+# A trained model classifies candidate pairs of spans. The candidate policy and the way a pair is
+# shown to the encoder live here, next to the model that uses them, so training
+# (`annopipe.training.relations`) and prediction cannot drift apart; the saved model's
+# annopipe.json records the policy it was trained with.
+
+NONE_LABEL = "NONE"
+
+# Typed entity markers made of punctuation the encoder already knows ("@ * person * Modi @ met
+# # ^ gpe ^ Tokyo #", Zhou & Chen 2022, "An Improved Baseline for Sentence-level Relation
+# Extraction"): new special tokens such as [E1] would start as random vectors and must be learnt
+# from a few hundred positives, while punctuation markers reuse pre-trained embeddings; the entity
+# type rides along in words. Either marker order is possible, so the model sees which end is the
+# actor (@) and which the target (#), whatever comes first in the text.
+HEAD_MARKER = "@ * {type} * {text} @"
+TAIL_MARKER = "# ^ {type} ^ {text} #"
+MAX_CONTEXT_CHARS = 600  # about 128 word pieces with the markers
+
+
+@dataclass(frozen=True)
+class PairCandidate:
+    """An ordered (actor, target) pair of spans and the stretch of text [start, end) that shows it."""
+
+    head: Span
+    tail: Span
+    start: int
+    end: int
+
+    @property
+    def forward(self) -> bool:
+        """True when the actor is mentioned first: the one direction symmetric labels are drawn in."""
+        return (self.head.start, self.head.end) < (self.tail.start, self.tail.end)
+
+
+def doc_sentences(doc: Doc) -> list[tuple[int, int]]:
+    """Character bounds of a doc's sentences; the whole text when it has no sentence boundaries."""
+    if doc.has_annotation("SENT_START") or doc.has_annotation("DEP"):
+        return [(s.start_char, s.end_char) for s in doc.sents]
+    return [(0, len(doc.text))]
+
+
+class Sentencizer:
+    """Sentence bounds from text alone (a blank English spaCy pipeline with the rule sentencizer)."""
+
+    def __init__(self) -> None:
+        import spacy
+
+        self.nlp = spacy.blank("en")
+        self.nlp.add_pipe("sentencizer")
+
+    def __call__(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        return [doc_sentences(doc) for doc in self.nlp.pipe(texts)]
+
+
+def relation_candidates(
+    text: str,
+    spans: list[Span],
+    sentences: list[tuple[int, int]],
+    actor_labels: Iterable[str] | None,
+    window: int = 0,
+    max_chars: int = MAX_CONTEXT_CHARS,
+) -> list[PairCandidate]:
+    """Every ordered (actor, target) pair of distinct spans at most `window` sentences apart.
+
+    An actor is a span whose label is in `actor_labels` (any span when None). A span belongs to
+    the sentence its first character is in. The context is the sentence (or the sentences from
+    the first to the last of the pair), cut down around the pair when longer than `max_chars`.
+    """
+    import bisect
+
+    allowed = None if actor_labels is None else set(actor_labels)
+    sentences = sorted(sentences) or [(0, len(text))]
+    starts = [s for s, _ in sentences]
+    ordered = sorted(spans, key=lambda s: (s.start, s.end))
+    where = [max(0, bisect.bisect_right(starts, s.start) - 1) for s in ordered]
+    found = []
+    for i, head in enumerate(ordered):
+        if allowed is not None and head.label not in allowed:
+            continue
+        for j, tail in enumerate(ordered):
+            if i == j or head.key == tail.key or abs(where[i] - where[j]) > window:
+                continue
+            first, last = min(where[i], where[j]), max(where[i], where[j])
+            start, end = _clip(text, sentences[first][0], sentences[last][1], head, tail, max_chars)
+            found.append(PairCandidate(head, tail, start, end))
+    return found
+
+
+def _clip(text: str, start: int, end: int, a: Span, b: Span, max_chars: int) -> tuple[int, int]:
+    """[start, end) cut to about max_chars around both spans, at word boundaries."""
+    lo, hi = min(a.start, b.start), max(a.end, b.end)
+    start, end = min(start, lo), max(end, hi)
+    if end - start <= max_chars:
+        return start, end
+    spare = max(0, max_chars - (hi - lo))
+    right = min(end - hi, spare - min(lo - start, spare // 2))
+    left = min(lo - start, spare - right)
+    new_start, new_end = lo - left, hi + right
+    if new_start > start:
+        cut = text.find(" ", new_start, lo)
+        new_start = cut + 1 if cut >= 0 else new_start
+    if new_end < end:
+        cut = text.rfind(" ", hi, new_end)
+        new_end = cut if cut >= 0 else new_end
+    return new_start, new_end
+
+
+def marked_example(
+    text: str, pair: PairCandidate, head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER
+) -> tuple[str, tuple[int, int]]:
+    """The pair's context with both spans wrapped in their markers, and where the head's and the
+    tail's markers begin in it (the model reads the encoder's states there)."""
+    def marker(template: str, span: Span) -> str:
+        return template.format(type=span.label.lower().replace("_", " "), text=span.text)
+
+    head_first = (pair.head.start, pair.head.end) <= (pair.tail.start, pair.tail.end)
+    first, second = (pair.head, pair.tail) if head_first else (pair.tail, pair.head)
+    before = text[pair.start : first.start].lstrip()
+    first_marked = marker(head_marker if head_first else tail_marker, first)
+    between = text[first.end : second.start]
+    second_marked = marker(tail_marker if head_first else head_marker, second)
+    after = text[max(second.end, first.end) : pair.end].rstrip()
+    first_at = len(before)
+    second_at = first_at + len(first_marked) + len(between)
+    marked = before + first_marked + between + second_marked + after
+    return marked, ((first_at, second_at) if head_first else (second_at, first_at))
+
+
+def marked_text(text: str, pair: PairCandidate, head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER) -> str:
+    """The pair's context with both spans wrapped in their markers."""
+    return marked_example(text, pair, head_marker, tail_marker)[0]
+
+
+class TrainedRelationModel:
+    """Relations from a fine-tuned pair classifier (`annopipe.training.relations`).
+
+    Every candidate pair of every doc goes through the model in length-sorted batches. A pair gets
+    the label with the highest calibrated probability when that label is not NONE and its
+    probability reaches `threshold`; the probability is the relation's score. Symmetric labels
+    are only predicted from the first-mentioned span to the other (as the guidelines draw them),
+    so each symmetric relation is found once. `threshold=None` takes the threshold that did best on
+    the development set in training (recorded in annopipe.json).
+    """
+
+    def __init__(
+        self,
+        model_dir,
+        symmetric: Iterable[str] = (),
+        actor_labels: Iterable[str] | None = None,
+        threshold: float | None = 0.5,
+        batch_size: int = 64,
+        version: str | None = None,
+    ):
+        from annopipe.nlp.paragraphs import CalibratedClassifier
+
+        self.classifier = CalibratedClassifier(model_dir, batch_size)
+        meta = self.classifier.meta
+        self.labels = self.classifier.labels
+        self.symmetric = set(symmetric)
+        self.actor_labels = None if actor_labels is None else list(actor_labels)
+        self.threshold = float(meta.get("best_dev_threshold", 0.5)) if threshold is None else threshold
+        policy = meta.get("candidates", {})
+        self.window = int(policy.get("window", 0))
+        self.split_sentences = bool(policy.get("split_sentences", True))
+        markers = meta.get("markers", {})
+        self.head_marker = markers.get("head", HEAD_MARKER)
+        self.tail_marker = markers.get("tail", TAIL_MARKER)
+        self.version = version or self.classifier.version
+        self._sentencizer: Sentencizer | None = None
+
+    def __call__(self, docs: list[Doc], spans: list[list[Span]]) -> list[list[Relation]]:
+        if self.split_sentences:
+            sentences = [doc_sentences(doc) for doc in docs]
+        else:
+            sentences = [[(0, len(doc.text))] for doc in docs]
+        return self.predict([doc.text for doc in docs], spans, sentences)
+
+    def predict(
+        self, texts: list[str], spans: list[list[Span]], sentences: list[list[tuple[int, int]]]
+    ) -> list[list[Relation]]:
+        """Relations for texts with their spans and sentence bounds."""
+        pairs = [
+            relation_candidates(text, text_spans, bounds, self.actor_labels, self.window)
+            for text, text_spans, bounds in zip(texts, spans, sentences)
+        ]
+        flat = [(i, pair) for i, text_pairs in enumerate(pairs) for pair in text_pairs]
+        examples = [marked_example(texts[i], pair, self.head_marker, self.tail_marker) for i, pair in flat]
+        probs = self.classifier.probabilities([e[0] for e in examples], [e[1] for e in examples])
+        found: list[dict[tuple, Relation]] = [{} for _ in texts]
+        for (i, pair), row in zip(flat, probs):
+            decided = decide(row, self.labels, self.symmetric, pair.forward, self.threshold)
+            if decided is not None:
+                label, score = decided
+                key = (pair.head.key, pair.tail.key, label)
+                if key not in found[i] or found[i][key].score < score:  # type: ignore[operator]
+                    found[i][key] = Relation(pair.head.key, pair.tail.key, label, score)
+        return [list(relations.values()) for relations in found]
+
+    def predict_records(self, records: list) -> list:
+        """Copies of `records` (annopipe Records) with their relations predicted from text and spans.
+
+        Sentences come from spaCy's rule sentencizer, so no parser is needed (evaluation on gold
+        and public data); the pipeline path (`__call__`) uses the parser's sentences instead.
+        """
+        import dataclasses
+
+        texts = [r.text for r in records]
+        if self.split_sentences:
+            self._sentencizer = self._sentencizer or Sentencizer()
+            sentences = self._sentencizer(texts)
+        else:
+            sentences = [[(0, len(text))] for text in texts]
+        relations = self.predict(texts, [list(r.spans) for r in records], sentences)
+        return [
+            dataclasses.replace(r, relations=rels, models={**r.models, "relations": self.version})
+            for r, rels in zip(records, relations)
+        ]
+
+
+def decide(row, labels: list[str], symmetric: set[str], forward: bool, threshold: float) -> tuple[str, float] | None:
+    """(label, probability) for one pair's probabilities, or None when it is no relation.
+
+    Symmetric labels do not count on backward pairs (actor mentioned second): their probability
+    there is not a prediction, and the pair takes its best remaining label.
+    """
+    best, best_p = None, -1.0
+    for index, label in enumerate(labels):
+        p = float(row[index])
+        if label in symmetric and not forward:
+            continue
+        if p > best_p:
+            best, best_p = label, p
+    if best is None or best == NONE_LABEL or best_p < threshold:
+        return None
+    return best, round(best_p, 4)
+
+
+class UnionRelationModel:
+    """Relations from two models together, de-duplicated by (head, tail, label) with the higher score.
+
+    Symmetric labels are keyed without direction. The scores of different models need not be
+    comparable (the rules' are priors, a trained model's are calibrated probabilities): max is a
+    union, not a calibrated combination.
+    """
+
+    def __init__(self, first: RelationModel, second: RelationModel, symmetric: Iterable[str] = ()):
+        self.first, self.second = first, second
+        self.symmetric = set(symmetric)
+        self.version = f"union({first.version}+{second.version})"
+
+    def __call__(self, docs: list[Doc], spans: list[list[Span]]) -> list[list[Relation]]:
+        merged = []
+        for ours, theirs in zip(self.first(docs, spans), self.second(docs, spans)):
+            found: dict[tuple, Relation] = {}
+            for rel in [*ours, *theirs]:
+                head, tail = sorted((rel.head, rel.tail)) if rel.label in self.symmetric else (rel.head, rel.tail)
+                key = (head, tail, rel.label)
+                if key not in found or (found[key].score or 0.0) < (rel.score or 0.0):
+                    found[key] = rel
+            merged.append(list(found.values()))
+        return merged

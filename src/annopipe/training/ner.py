@@ -146,7 +146,7 @@ def train_ner(nlp: Language, train: list[Record], dev: list[Record], ner_plan: N
             break
     ner.from_bytes(best[2])
     return {
-        "dev": scores(nlp, dev, ner_plan.ner_config), "base_dev": base_dev, "best_epoch": best[1], "history": history,
+        "base_dev": base_dev, "best_epoch": best[1], "history": history,
         "forgetting": agreement(base_on_probe, predict(nlp, probe), ner_plan.rehearsed),
         "train_paragraphs": len(train), "rehearsal_paragraphs": len(unlabelled),
         "seconds": round(time.perf_counter() - started, 1),

@@ -1,0 +1,116 @@
+"""Fine-tuning the paragraph-label classifier: MiniLM plus a softmax head over the paragraph labels.
+
+Only records with a paragraph label take part. Early stopping watches macro-F1 on the
+development records (the labels are unbalanced: DIPLOMACY is about 40% of the gold), the
+loss weighs classes by inverse frequency, and the temperature fitted on the development logits
+makes the scores calibrated probabilities (`TrainedParagraphClassifier` loads the result).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from annopipe.errors import AnnopipeError
+from annopipe.nlp.paragraphs import SentenceEncoder
+from annopipe.records import Record
+from annopipe.training.classifier import Settings, fine_tune, save_classifier
+
+
+def label_scores(gold: list[str], predicted: list[str], labels: list[str]) -> dict:
+    """Accuracy and macro-F1 (over the labels present in the gold) of predicted paragraph labels."""
+    per_label = {}
+    for label in labels:
+        tp = sum(g == p == label for g, p in zip(gold, predicted))
+        fp = sum(p == label != g for g, p in zip(gold, predicted))
+        fn = sum(g == label != p for g, p in zip(gold, predicted))
+        if tp + fn == 0:
+            continue
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                            "support": tp + fn}
+    return {
+        "accuracy": round(sum(g == p for g, p in zip(gold, predicted)) / len(gold), 4) if gold else 0.0,
+        "macro_f1": round(sum(s["f1"] for s in per_label.values()) / len(per_label), 4) if per_label else 0.0,
+        "per_label": per_label,
+    }
+
+
+def _labelled(records: list[Record], labels: list[str], what: str) -> tuple[list[str], list[str]]:
+    pairs = [(r.text, r.label.label) for r in records if r.label is not None]
+    unknown = sorted({label for _, label in pairs} - set(labels))
+    if unknown:
+        raise AnnopipeError(f"{what} paragraph label {unknown[0]!r} is not among the labels given ({', '.join(labels)})")
+    return [t for t, _ in pairs], [label for _, label in pairs]
+
+
+def train_paragraph_model(
+    train: list[Record],
+    dev: list[Record],
+    labels: list[str],
+    encoder_dir: Path,
+    out_dir: Path,
+    seed: int = 0,
+    epochs: int = 10,
+    *,
+    batch_size: int = 8,
+    learning_rate: float = 8e-5,
+    patience: int = 3,
+    max_length: int = 256,
+    class_weights: bool = True,
+    pooling: str = "mean",
+    descriptions: dict[str, str] | None = None,
+    description_temperature: float = 0.05,
+    progress=None,
+) -> dict:
+    """Train, calibrate and save a paragraph classifier into `out_dir`; returns its development figures.
+
+    With `descriptions` (label -> one-line description, as in the config's `paragraphs.labels`)
+    and mean pooling, the classifier starts as the zero-shot model: its linear layer holds the
+    descriptions' embeddings divided by `description_temperature`, so training only has to improve
+    on model zero. `pooling="cls"` trains a plain `AutoModelForSequenceClassification` instead.
+    """
+    train_texts, train_labels = _labelled(train, labels, "training")
+    dev_texts, dev_labels = _labelled(dev, labels, "development")
+    index = {label: i for i, label in enumerate(labels)}
+
+    def dev_score(logits: torch.Tensor) -> float:
+        predicted = [labels[int(i)] for i in logits.argmax(dim=-1)]
+        scores = label_scores(dev_labels, predicted, labels)
+        return scores["macro_f1"] + 1e-3 * scores["accuracy"]  # accuracy breaks ties
+
+    head_init = None
+    if descriptions is not None and pooling == "mean":
+        missing = [label for label in labels if label not in descriptions]
+        if missing:
+            raise AnnopipeError(f"no description for paragraph label {missing[0]!r}")
+        encoder = SentenceEncoder(str(encoder_dir))
+        head_init = encoder([f"{label}: {descriptions[label]}" for label in labels]) / description_temperature
+        del encoder
+    settings = Settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
+                        max_length=max_length, class_weights=class_weights, seed=seed, pooling=pooling)
+    result = fine_tune(
+        train_texts, [index[label] for label in train_labels], dev_texts, [index[label] for label in dev_labels],
+        labels, Path(encoder_dir), dev_score, settings, None, progress, head_init=head_init,
+    )
+    predicted = [labels[int(i)] for i in result.dev_probabilities().argmax(dim=-1)]
+    figures = {
+        "task": "paragraphs",
+        "labels": labels,
+        "dev": label_scores(dev_labels, predicted, labels),
+        "ece": {"before": result.ece_before, "after": result.ece_after},
+        "temperature": round(result.temperature, 4),
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "train_seconds": result.seconds,
+        "examples": {"train": dict(Counter(train_labels)), "dev": dict(Counter(dev_labels))},
+        "start": "zero-shot label embeddings" if head_init is not None else "random head",
+        "seed": seed,
+    }
+    save_classifier(result, Path(out_dir), "paragraphs",
+                    {"figures": {k: figures[k] for k in ("dev", "ece", "examples", "seed")}})
+    return figures

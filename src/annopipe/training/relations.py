@@ -1,0 +1,237 @@
+"""Fine-tuning the stance-relation classifier: candidate pairs of spans, each shown to MiniLM with
+entity markers, labelled with the gold relation between them or NONE.
+
+The candidate policy and the marked text come from `annopipe.nlp.relations`, where the trained
+model (`TrainedRelationModel`) uses them too; this module only adds gold labels, subsamples the
+negatives and runs the shared loop of `annopipe.training.classifier`.
+
+- **Candidates**: ordered (actor, target) pairs of distinct spans in the same sentence (or at most
+  `window` sentences apart); an actor has one of `actor_labels` (any label when None).
+  The result reports the share of gold relations that the policy can reach at all (coverage).
+- **Symmetric labels** are learnt and predicted only from the first-mentioned span to the other
+  (as the guidelines draw them); the backward pair of the same two spans is NONE for them.
+- **Negatives** (candidates without a gold relation) are subsampled to `negative_ratio` per
+  positive, deterministically by seed. Subsampling shifts the prior towards relations, so the
+  model card stores a logit bias of log(1 / kept share) on NONE, which undoes it exactly
+  (Bayes' rule for the prior shift); the temperature is then fitted on all development
+  candidates, so scores are calibrated on the distribution the model meets in use.
+- A pair with several gold labels (rare) is trained on one of them, the most frequent in training.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from annopipe.errors import AnnopipeError
+from annopipe.evaluation import evaluate
+from annopipe.nlp.relations import (
+    HEAD_MARKER,
+    MAX_CONTEXT_CHARS,
+    NONE_LABEL,
+    TAIL_MARKER,
+    PairCandidate,
+    Sentencizer,
+    decide,
+    marked_example,
+    relation_candidates,
+)
+from annopipe.records import Record, Relation
+from annopipe.training.classifier import Settings, expected_calibration_error, fine_tune, save_classifier
+
+
+def relation_metrics(gold: list[Record], predicted: list[Record], symmetric) -> dict:
+    """Exact-match relation P/R/F1 (symmetric labels without direction): micro, macro, per label.
+
+    Macro is the mean over the labels that occur in the gold (as CrossRE's evaluate.py does), so
+    a label the data never shows does not count as a zero.
+    """
+    scores = evaluate(gold, {r.paragraph_id: r for r in predicted}, symmetric)["relations"]
+    supported = [s for s in scores["per_label"].values() if s["support"]]
+    macro = {
+        key: round(sum(s[key] for s in supported) / len(supported), 4) if supported else 0.0
+        for key in ("precision", "recall", "f1")
+    }
+    return {"micro": scores["micro"], "macro": macro, "per_label": scores["per_label"]}
+
+
+class _Candidates:
+    """The candidate pairs of a list of records, their marked texts and gold labels."""
+
+    def __init__(self, records, symmetric, actor_labels, window, split_sentences, priority: list[str]):
+        texts = [r.text for r in records]
+        sentences = Sentencizer()(texts) if split_sentences else [[(0, len(t))] for t in texts]
+        rank = {label: i for i, label in enumerate(priority)}
+        self.records = records
+        self.pairs: list[list[PairCandidate]] = []
+        self.texts: list[str] = []
+        self.markers: list[tuple[int, int]] = []
+        self.gold: list[str] = []
+        self.gold_relations = self.covered = self.several_labels = 0
+        for record, bounds in zip(records, sentences):
+            wanted: dict[tuple, str] = {}
+            for rel in record.relations:
+                key = tuple(sorted((rel.head, rel.tail))) if rel.label in symmetric else (rel.head, rel.tail)
+                if key in wanted and wanted[key] != rel.label:
+                    self.several_labels += 1
+                    if rank.get(rel.label, len(rank)) >= rank.get(wanted[key], len(rank)):
+                        continue
+                wanted[key] = rel.label
+            pairs = relation_candidates(record.text, list(record.spans), bounds, actor_labels, window)
+            keys = set()
+            for pair in pairs:
+                key = (pair.head.key, pair.tail.key)
+                keys.add(key)
+                text, markers = marked_example(record.text, pair)
+                self.texts.append(text)
+                self.markers.append(markers)
+                self.gold.append(wanted.get(key, NONE_LABEL))
+            for rel in record.relations:
+                key = tuple(sorted((rel.head, rel.tail))) if rel.label in symmetric else (rel.head, rel.tail)
+                self.gold_relations += 1
+                self.covered += key in keys
+            self.pairs.append(pairs)
+
+    def stats(self) -> dict:
+        return {
+            "records": len(self.records),
+            "pairs": len(self.texts),
+            "positive_pairs": sum(label != NONE_LABEL for label in self.gold),
+            "gold_relations": self.gold_relations,
+            "covered": self.covered,
+            "coverage": round(self.covered / self.gold_relations, 4) if self.gold_relations else 1.0,
+            "pairs_with_several_labels": self.several_labels,
+        }
+
+    def predictions(self, probs: torch.Tensor, labels: list[str], symmetric, threshold: float) -> list[Record]:
+        """Copies of the records with the relations that `probs` (one row per candidate) give."""
+        out, row = [], 0
+        for record, pairs in zip(self.records, self.pairs):
+            found: dict[tuple, Relation] = {}
+            for pair in pairs:
+                decided = decide(probs[row], labels, symmetric, pair.forward, threshold)
+                row += 1
+                if decided is not None:
+                    label, score = decided
+                    found[(pair.head.key, pair.tail.key, label)] = Relation(pair.head.key, pair.tail.key, label, score)
+            out.append(replace(record, relations=list(found.values()), models=dict(record.models)))
+        return out
+
+
+def train_relation_model(
+    train: list[Record],
+    dev: list[Record],
+    labels: list[str],
+    symmetric: list[str],
+    actor_labels: list[str] | None,
+    encoder_dir: Path,
+    out_dir: Path,
+    seed: int = 0,
+    epochs: int = 10,
+    *,
+    window: int = 0,
+    split_sentences: bool = True,
+    negative_ratio: float | None = 4.0,
+    threshold: float = 0.5,
+    batch_size: int = 16,
+    learning_rate: float = 1e-4,
+    patience: int = 4,
+    max_length: int = 128,
+    class_weights: bool = False,
+    pooling: str = "markers",
+    progress=None,
+) -> dict:
+    """Train, calibrate and save a relation classifier into `out_dir`; returns its development figures.
+
+    `split_sentences=False` treats each record's whole text as one sentence (CrossRE records are
+    single sentences already). Early stopping watches relation micro-F1 on `dev`. `pooling` is
+    "markers" (classify from the encoder's states at the two entity markers) or "cls" (a plain
+    `AutoModelForSequenceClassification` over the marked text).
+    """
+    symmetric_set = set(symmetric)
+    classes = [NONE_LABEL, *labels]
+    index = {label: i for i, label in enumerate(classes)}
+    counts = Counter(r.label for record in train for r in record.relations)
+    unknown = sorted(set(counts) - set(labels))
+    if unknown:
+        raise AnnopipeError(f"training relation label {unknown[0]!r} is not among the labels given ({', '.join(labels)})")
+    priority = sorted(labels, key=lambda label: (-counts[label], labels.index(label)))
+    policy = (symmetric_set, actor_labels, window, split_sentences, priority)
+    train_c, dev_c = _Candidates(train, *policy), _Candidates(dev, *policy)
+
+    positives = [i for i, label in enumerate(train_c.gold) if label != NONE_LABEL]
+    negatives = [i for i, label in enumerate(train_c.gold) if label == NONE_LABEL]
+    if not positives:
+        raise AnnopipeError("no gold relation among the training candidates: nothing to learn")
+    keep = len(negatives) if negative_ratio is None else min(len(negatives), math.ceil(negative_ratio * len(positives)))
+    kept = sorted(random.Random(seed).sample(negatives, keep))
+    share = keep / len(negatives) if negatives else 1.0
+    chosen = sorted(positives + kept)
+    bias = [0.0] * len(classes)
+    bias[0] = math.log(1 / share) if share > 0 else 0.0
+
+    dev_y = [index[label] for label in dev_c.gold]
+
+    def dev_score(logits: torch.Tensor) -> float:
+        predicted = dev_c.predictions(torch.softmax(logits, dim=-1), classes, symmetric_set, threshold)
+        return relation_metrics(dev, predicted, symmetric_set)["micro"]["f1"]
+
+    settings = Settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
+                        max_length=max_length, class_weights=class_weights, seed=seed, pooling=pooling)
+    result = fine_tune(
+        [train_c.texts[i] for i in chosen], [index[train_c.gold[i]] for i in chosen],
+        dev_c.texts, dev_y, classes, Path(encoder_dir), dev_score, settings, bias, progress,
+        train_markers=[train_c.markers[i] for i in chosen], dev_markers=dev_c.markers,
+    )
+    probs = result.dev_probabilities()
+    metrics = relation_metrics(dev, dev_c.predictions(probs, classes, symmetric_set, threshold), symmetric_set)
+    # how the decision threshold trades precision for recall on dev (calibrated probabilities
+    # rarely pass 0.5 when many labels compete); the best one is recorded, not imposed
+    sweep = {}
+    for candidate in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        scores = relation_metrics(dev, dev_c.predictions(probs, classes, symmetric_set, candidate), symmetric_set)
+        sweep[str(candidate)] = {"micro_f1": scores["micro"]["f1"], "macro_f1": scores["macro"]["f1"]}
+    best_threshold = float(max(sweep, key=lambda t: (sweep[t]["micro_f1"], -abs(float(t) - threshold))))
+    # ECE of the relation decision on candidates with a gold relation (positives are <5% of all
+    # pairs, so ECE over every candidate mostly measures how sure the model is of NONE)
+    positive_rows = [i for i, y in enumerate(dev_y) if y != 0]
+    raw = torch.softmax(result.dev_logits, dim=-1)
+    figures = {
+        "task": "relations",
+        "labels": labels,
+        "symmetric": sorted(symmetric_set),
+        "dev": metrics,
+        "ece": {
+            "before": result.ece_before,
+            "after": result.ece_after,
+            "positives_before": expected_calibration_error(raw[positive_rows], [dev_y[i] for i in positive_rows]),
+            "positives_after": expected_calibration_error(probs[positive_rows], [dev_y[i] for i in positive_rows]),
+        },
+        "temperature": round(result.temperature, 4),
+        "thresholds": sweep,
+        "best_dev_threshold": best_threshold,
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "train_seconds": result.seconds,
+        "candidates": {"train": train_c.stats(), "dev": dev_c.stats()},
+        "negatives": {"total": len(negatives), "kept": keep, "none_logit_bias": round(bias[0], 4)},
+        "seed": seed,
+    }
+    save_classifier(
+        result, Path(out_dir), "relations",
+        {
+            "markers": {"style": "typed punctuation (Zhou & Chen 2022)", "head": HEAD_MARKER, "tail": TAIL_MARKER},
+            "candidates": {"window": window, "split_sentences": split_sentences, "actor_labels": actor_labels,
+                           "max_chars": MAX_CONTEXT_CHARS},
+            "symmetric": sorted(symmetric_set),
+            "threshold": threshold,
+            "best_dev_threshold": best_threshold,
+            "figures": {k: figures[k] for k in ("dev", "ece", "thresholds", "candidates", "negatives", "seed")},
+        },
+    )
+    return figures
