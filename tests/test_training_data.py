@@ -1,7 +1,6 @@
 """Gold to training sets: split by document, reproducible, hashed; readable refusals."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
