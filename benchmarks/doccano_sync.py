@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -32,7 +31,7 @@ from statistics import median
 from annopipe.config import DoccanoConfig, load_config
 from annopipe.doccano.client import URL_ENV, Credentials, DoccanoClient
 from annopipe.doccano.convert import dumps_jsonl
-from annopipe.doccano.server import LocalServer
+from annopipe.doccano.server import LocalServer, free_port
 from annopipe.doccano.sync import KINDS, find_projects, pull, push
 from annopipe.documents import parse_document
 from annopipe.records import ParagraphLabel, Record, Relation, Span
@@ -129,12 +128,6 @@ def report(runs: list[dict[str, float]], n: int) -> None:
         seconds, base = median(r[step] for r in runs), median(r[baseline] for r in runs)
         each = " ".join(f"{r[step]:.2f}" for r in runs)
         print(f"{name:<34}{seconds:>9.2f}{examples / seconds:>12.0f}{seconds / base:>7.2f}x   {each}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import tempfile
 import time
 import uuid
@@ -39,7 +38,7 @@ from annopipe.doccano.client import (
     Credentials,
     DoccanoClient,
 )
-from annopipe.doccano.server import LocalServer
+from annopipe.doccano.server import LocalServer, free_port
 from annopipe.doccano.sync import LABELS_PROJECT, SPANS_PROJECT, find_projects, pull, push
 from annopipe.documents import read_document
 from annopipe.evaluation import evaluate, read_gold
@@ -170,12 +169,6 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
     return {"held_out_briefs": [p.name for p in hidden], "held_out_paragraphs": len(hidden_gold),
             "annotated_paragraphs": len(pool_records), "annotator_edits": dict(effort), "trained": outcomes,
             "held_out_before": before, "held_out_after": after, "seconds": round(time.perf_counter() - started, 1)}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from annopipe.doccano.server import free_port
 
 ROOT = Path(__file__).parents[1]
 SEED = ROOT.parent / "shared" / "seeds" / "000_a0792bcdcc3fee5d.txt"
@@ -31,12 +32,6 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess
 
 ADMIN = ("annopipe-admin", "admin-Pass-4-tests")
 ANNOTATOR = ("annotator1", "annotator-Pass-4-tests")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

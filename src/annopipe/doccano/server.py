@@ -200,6 +200,13 @@ def _site_packages(venv: Path) -> Path:
     return found[-1]
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now: for tests and benchmarks that start their own server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _port_taken(port: int) -> bool:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
