@@ -97,7 +97,7 @@ class Tagger:
 
         model = TrainedRelationModel(trained.model_dir, self.config.relations.symmetric,
                                      self.config.relations.actor_labels)
-        return UnionRelationModel(model, rules) if trained.meta.get("with_rules") else model
+        return UnionRelationModel(model, rules, self.config.relations.symmetric) if trained.meta.get("with_rules") else model
 
     @cached_property
     def paragraphs(self) -> ParagraphModel:

@@ -220,6 +220,14 @@ def fine_tune(
 
     best_state, best_score, best_epoch, best_logits = None, (-math.inf, -math.inf), 0, None
     history, waited = [], 0
+    if head_init is not None and dev_texts:
+        # a model that starts as something useful (the zero-shot classifier) is a candidate too:
+        # when no epoch beats it on dev, it is what comes back (epoch 0)
+        logits = dev_logits()
+        best_score = (float(dev_score(logits)), -_nll(logits, dev_labels))
+        best_state, best_logits = copy.deepcopy(model.state_dict()), logits
+        history.append({"epoch": 0, "dev_score": round(best_score[0], 4), "dev_loss": round(-best_score[1], 4),
+                        "seconds": round(time.perf_counter() - started, 1)})
     for epoch in range(1, settings.epochs + 1):
         model.train()
         total, seen = 0.0, 0
