@@ -41,9 +41,10 @@ class ModelVersion:
         return json.loads((self.path / "metrics.json").read_text())
 
 
-def _check_task(task: str) -> None:
+def _checked(task: str) -> str:
     if task not in TASKS:
         raise AnnopipeError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    return task
 
 
 class Registry:
@@ -55,8 +56,7 @@ class Registry:
 
     def versions(self, task: str) -> list[ModelVersion]:
         """Complete versions of a task, oldest first (version names sort by creation time)."""
-        _check_task(task)
-        folder = self.root / task
+        folder = self.root / _checked(task)
         if not folder.is_dir():
             return []
         return [ModelVersion(task, p.name, p) for p in sorted(folder.iterdir())
@@ -64,17 +64,13 @@ class Registry:
 
     def incomplete(self, task: str) -> list[Path]:
         """Folders that look like versions but lack weights or metadata (a crash, or a hand edit)."""
-        folder = self.root / self._checked(task)
+        folder = self.root / _checked(task)
         if not folder.is_dir():
             return []
         return [p for p in sorted(folder.iterdir()) if p.is_dir() and not self._complete(p)]
 
-    def _checked(self, task: str) -> str:
-        _check_task(task)
-        return task
-
     def get(self, task: str, version: str) -> ModelVersion:
-        path = self.root / self._checked(task) / version
+        path = self.root / _checked(task) / version
         if not path.is_dir():
             known = ", ".join(v.version for v in self.versions(task)) or "none yet"
             raise AnnopipeError(f"no {task} model version {version!r} in {self.root} (known: {known})")
@@ -92,7 +88,7 @@ class Registry:
 
     def current(self, task: str) -> ModelVersion | None:
         """The promoted version, or None while model zero is in use."""
-        pointer = self.root / self._checked(task) / "CURRENT"
+        pointer = self.root / _checked(task) / "CURRENT"
         if not pointer.exists():
             return None
         return self.get(task, pointer.read_text().strip())
@@ -109,7 +105,7 @@ class Registry:
     def new_version(self, task: str, tag: str) -> Iterator[tuple[str, Path]]:
         """A version name and a folder to write it into; it becomes visible only if the block finishes."""
         version = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{tag}"
-        final = self.root / self._checked(task) / version
+        final = self.root / _checked(task) / version
         tmp = final.with_name(f".{version}.partial")
         tmp.mkdir(parents=True)
         try:
