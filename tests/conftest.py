@@ -26,7 +26,7 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess
     """Run `annopipe` as a user would: a separate process, exit code and both streams captured."""
     return subprocess.run(
         [sys.executable, "-m", "annopipe", *args],
-        cwd=cwd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600,
+        check=False, cwd=cwd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600,
     )
 
 

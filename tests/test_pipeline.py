@@ -53,7 +53,7 @@ def test_replayed_greedy_decoder_finds_exactly_spacys_entities(tagger):
 
 def test_base_labels_are_mapped_and_unmapped_ones_dropped(seed_records):
     labels = {s.label for r in seed_records for s in r.spans}
-    assert labels <= set(["PERSON", "ORG", "GPE", "NORP", "LOC", "EVENT", "LAW", "DATE", "MONEY", "PERCENT", "TOPIC"])
+    assert labels <= {"PERSON", "ORG", "GPE", "NORP", "LOC", "EVENT", "LAW", "DATE", "MONEY", "PERCENT", "TOPIC"}
     assert "ORDINAL" not in labels and "CARDINAL" not in labels
     texts = {s.text for r in seed_records for s in r.spans}
     assert "People’s Republic of China" in texts  # leading "the" trimmed, per the guideline

@@ -10,12 +10,12 @@ from annopipe.records import ParagraphLabel, Record, Relation, Span, check_recor
 
 def record(**changes) -> Record:
     text = "China 🙂 supports multilateralism."
-    base = dict(
-        doc_id="d", paragraph_id="d:0", paragraph_hash="h", kind="paragraph", start=0, end=len(text), text=text,
-        spans=[Span(0, 5, "GPE", "China", 0.9), Span(17, 32, "TOPIC", "multilateralism", 1.0)],
-        relations=[Relation((0, 5), (17, 32), "SUPPORTS", 0.7)],
-        label=ParagraphLabel("DIPLOMACY", 0.8), models={"ner": "x"},
-    )
+    base = {
+        "doc_id": "d", "paragraph_id": "d:0", "paragraph_hash": "h", "kind": "paragraph", "start": 0, "end": len(text), "text": text,
+        "spans": [Span(0, 5, "GPE", "China", 0.9), Span(17, 32, "TOPIC", "multilateralism", 1.0)],
+        "relations": [Relation((0, 5), (17, 32), "SUPPORTS", 0.7)],
+        "label": ParagraphLabel("DIPLOMACY", 0.8), "models": {"ner": "x"},
+    }
     return Record(**{**base, **changes})
 
 

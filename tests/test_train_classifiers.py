@@ -10,6 +10,7 @@ import spacy
 import torch
 
 from annopipe.config import load_config
+from annopipe.errors import AnnopipeError
 from annopipe.evaluation import read_gold
 from annopipe.nlp.paragraphs import TrainedParagraphClassifier, encoder_path
 from annopipe.nlp.relations import (
@@ -17,7 +18,9 @@ from annopipe.nlp.relations import (
     TrainedRelationModel,
     UnionRelationModel,
     decide,
+    labels_of_related_pair,
     marked_example,
+    related_pair_candidates,
     relation_candidates,
 )
 from annopipe.records import ParagraphLabel, Record, Relation, Span
@@ -70,6 +73,21 @@ def test_symmetric_labels_only_count_from_the_first_mentioned_span():
     assert decide(row, labels, {"MEETS_WITH"}, backward.forward, 0.5) is None  # SUPPORTS 0.3 < threshold
     assert decide(row, labels, {"MEETS_WITH"}, backward.forward, 0.25) == ("SUPPORTS", 0.3)
     assert decide(torch.tensor([0.7, 0.2, 0.1]), labels, set(), True, 0.1) is None  # NONE wins
+
+
+def test_related_pairs_are_the_gold_pairs_once_each_across_sentences():
+    relations = [Relation(CHINA.key, MULTI.key, "SUPPORTS"), Relation(CHINA.key, MULTI.key, "ALLIES"),
+                 Relation(SANCTIONS.key, CHINA.key, "OPPOSES")]
+    pairs = related_pair_candidates(TEXT, SPANS, relations)
+    assert [(c.head.text, c.tail.text) for c in pairs] == [("China", "multilateralism"), ("sanctions", "China")]
+    assert (pairs[1].start, pairs[1].end) == (0, len(TEXT))  # the whole text, not one sentence
+
+
+def test_a_related_pair_takes_its_best_label_and_any_other_above_the_threshold():
+    labels, row = ["named", "role", "part-of"], torch.tensor([0.2, 0.45, 0.35])
+    assert labels_of_related_pair(row, labels, 1.0) == [("role", 0.45)]
+    assert labels_of_related_pair(row, labels, 0.3) == [("role", 0.45), ("part-of", 0.35)]
+    assert labels_of_related_pair(torch.tensor([0.1, 0.05, 0.05]), labels, 0.5) == [("named", 0.1)]
 
 
 def test_markers_wrap_both_spans_and_their_positions_point_at_them():
@@ -216,6 +234,25 @@ def test_one_label_and_none_with_cls_pooling(gold, encoder, tmp_path):
     relations = [r for record in model.predict_records(dev) for r in record.relations]
     assert len(relations) == figures["candidates"]["dev"]["pairs"]
     assert all(r.label == "SUPPORTS" and 0 <= r.score <= 1 for r in relations)
+
+
+@pytest.mark.slow
+def test_related_pairs_mode_labels_exactly_the_given_pairs_and_cannot_tag(gold, encoder, tmp_path):
+    train, dev = gold
+    figures = train_relation_model(train, dev, REL.labels, REL.symmetric, REL.actor_labels, encoder, tmp_path / "m",
+                                   epochs=1, pairs="related")
+    assert figures["negatives"]["kept"] == 0 and figures["candidates"]["dev"]["coverage"] == 1.0
+    model = TrainedRelationModel(tmp_path / "m", REL.symmetric, threshold=None)
+    assert model.labels == list(REL.labels)  # no NONE class: every given pair gets a label
+    assert model.threshold == figures["best_dev_threshold"] and "1.0" in figures["thresholds"]
+    predicted = model.predict_records(dev)
+    for record, out in zip(dev, predicted):
+        assert {(r.head, r.tail) for r in out.relations} <= {(r.head, r.tail) for r in record.relations}
+        assert len({(r.head, r.tail) for r in out.relations}) == len({(r.head, r.tail) for r in record.relations})
+    with pytest.raises(AnnopipeError, match="cannot tag new text"):
+        model.predict([TEXT], [SPANS], [SENTENCES])
+    with pytest.raises(AnnopipeError, match="unknown candidate pairs"):
+        train_relation_model(train, dev, REL.labels, [], None, encoder, tmp_path / "x", pairs="some")
 
 
 @pytest.mark.slow

@@ -84,6 +84,24 @@ def test_evaluate_scores_public_entities_and_chosen_versions(project):
     one_line_error(run_cli("evaluate", "--version", "ner=nope", *options[:2]), "no ner model version 'nope'")
 
 
+def test_evaluate_scores_crossre_predictions_as_crossre_does(project, tmp_path):
+    from annopipe.public_data import load_public
+    from annopipe.records import write_jsonl
+
+    options, root = project
+    one_line_error(run_cli("evaluate", "--dataset", "crossre", *options[:2]), "--predictions")
+    dev = load_public("crossre", "dev")
+    # every relation of the first 100 sentences predicted right, the rest of the sentences missing
+    write_jsonl(dev[:100], tmp_path / "half.jsonl")
+    scored = run_cli("evaluate", "--dataset", "crossre", "--predictions", str(tmp_path / "half.jsonl"),
+                     "-o", str(root / "re.json"), *options[:2])
+    assert scored.returncode == 0, scored.stderr
+    micro = json.loads((root / "re.json").read_text())["relations"]["micro"]
+    found = sum(len(r.relations) for r in dev[:100])
+    assert micro["precision"] == 1.0 and micro["recall"] == round(found / sum(len(r.relations) for r in dev), 4)
+    assert "macro" in scored.stderr
+
+
 def test_data_build_writes_the_splits_under_their_hash(project):
     options, root = project
     built = run_cli("data", "build", "--gold", str(ROOT / "corpora" / "gold"), *options)

@@ -145,7 +145,9 @@ def tag(
 def evaluate(
     gold: Annotated[Path, typer.Option(help="Gold JSONL file or folder of them.")] = Path("corpora/gold"),
     dataset: Annotated[
-        str | None, typer.Option(help="Score entities on public data instead: crossner (labels mapped to ours).")
+        str | None,
+        typer.Option(help="Score on public data instead: crossner (entities, labels mapped to ours) or crossre "
+                          "(its 17 relation labels; needs --predictions, e.g. from benchmarks/crossre_relations.py)."),
     ] = None,
     split: Annotated[str, typer.Option(help="Split of --dataset: train or dev (test files are never read).")] = "dev",
     version: Annotated[
@@ -164,6 +166,7 @@ def evaluate(
     """Precision, recall and F1 per span and relation label; paragraph-label accuracy and macro-F1."""
     from annopipe.evaluation import evaluate as score
     from annopipe.evaluation import read_gold
+    from annopipe.records import read_jsonl
 
     with _user_errors():
         cfg = load_config(config)
@@ -173,30 +176,40 @@ def evaluate(
             gold_records, source = read_gold(gold, cfg.span_labels, cfg.relations.labels,
                                               list(cfg.paragraphs.labels)), str(gold)
         if predictions is not None:
-            from annopipe.records import read_jsonl
-
             predicted = {r.paragraph_id: r for r in read_jsonl(predictions)}
             models = next(iter(predicted.values())).models if predicted else {}
+        elif dataset == "crossre":
+            raise AnnopipeError("CrossRE's 17 relation labels are not the project's, so its models cannot tag it: "
+                                "pass --predictions FILE (benchmarks/crossre_relations.py --predictions writes one)")
         else:
             predicted, models = _tag_gold(cfg, gold_records, _chosen_versions(cfg, version or []))
-        if dataset is not None:  # public NER data annotates entities only, and fewer kinds of them
-            labels = {s.label for r in gold_records for s in r.spans}
-            predicted = {k: replace(r, spans=[s for s in r.spans if s.label in labels], relations=[], label=None)
-                         for k, r in predicted.items()}
-        metrics = {"gold": source, "models": models, **score(gold_records, predicted, cfg.relations.symmetric)}
+        if dataset == "crossre":
+            from annopipe.public_data import CROSSRE_RELATION_LABELS, relation_scores
+
+            parts = ("relations",)
+            metrics = {"gold": source, "models": models,
+                       "relations": relation_scores(gold_records, predicted, list(CROSSRE_RELATION_LABELS))}
+        else:
+            if dataset is not None:  # public NER data annotates entities only, and fewer kinds of them
+                labels = {s.label for r in gold_records for s in r.spans}
+                predicted = {k: replace(r, spans=[s for s in r.spans if s.label in labels], relations=[], label=None)
+                             for k, r in predicted.items()}
+            parts = ("spans",) if dataset is not None else ("spans", "relations", "paragraph_labels")
+            metrics = {"gold": source, "models": models, **score(gold_records, predicted, cfg.relations.symmetric)}
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    _print_metrics(metrics, spans_only=dataset is not None)
+    _print_metrics(metrics, parts)
     console.print(f"metrics written to {output}", highlight=False)
 
 
 def _public_gold(dataset: str, split: str) -> list[Record]:
     from annopipe.public_data import CROSSNER_TO_PROJECT, load_public, map_labels
 
-    if dataset != "crossner":
-        raise AnnopipeError(f"unknown dataset {dataset!r} for evaluate; use crossner "
-                            "(CrossRE's 17 relation labels are scored by benchmarks/crossre_relations.py)")
-    return map_labels(load_public(dataset, split), CROSSNER_TO_PROJECT)
+    if dataset == "crossner":
+        return map_labels(load_public(dataset, split), CROSSNER_TO_PROJECT)
+    if dataset == "crossre":
+        return load_public(dataset, split)
+    raise AnnopipeError(f"unknown dataset {dataset!r} for evaluate; use crossner or crossre")
 
 
 def _chosen_versions(cfg: Config, choices: list[str]) -> dict:
@@ -221,23 +234,24 @@ def _tag_gold(cfg: Config, gold: list[Record], active: dict) -> tuple[dict[str, 
     return {r.paragraph_id: r for r in records}, tagger.versions
 
 
-def _print_metrics(metrics: dict, spans_only: bool = False) -> None:
-    for part in ("spans",) if spans_only else ("spans", "relations"):
+def _print_metrics(metrics: dict, parts: tuple[str, ...]) -> None:
+    for part in (p for p in parts if p in ("spans", "relations")):
         table = Table(title=f"{part} (exact match)", title_justify="left")
         for column in ("label", "precision", "recall", "f1", "support"):
             table.add_column(column, justify="left" if column == "label" else "right")
         rows = {**metrics[part]["per_label"], "micro": metrics[part]["micro"]}
+        if "macro" in metrics[part]:
+            rows["macro"] = {**metrics[part]["macro"], "support": ""}
         for label, s in rows.items():
             table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
         console.print(table)
-    if spans_only:
-        return
-    labels = metrics["paragraph_labels"]
-    console.print(
-        f"paragraph labels: accuracy {labels['accuracy']:.3f}, macro-F1 {labels['macro_f1']:.3f} "
-        f"over {metrics['paragraphs_evaluated']} paragraphs",
-        highlight=False,
-    )
+    if "paragraph_labels" in parts:
+        labels = metrics["paragraph_labels"]
+        console.print(
+            f"paragraph labels: accuracy {labels['accuracy']:.3f}, macro-F1 {labels['macro_f1']:.3f} "
+            f"over {metrics['paragraphs_evaluated']} paragraphs",
+            highlight=False,
+        )
 
 
 # -- doccano: corrections in, gold out -------------------------------------------------------------

@@ -7,6 +7,7 @@ spans by their offsets, so a record stays meaningful when read on its own or edi
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ def check_record(record: Record) -> list[str]:
                 f"but the paragraph has {record.text[span.start:span.end]!r} there"
             )
     ordered = sorted(record.spans, key=lambda s: (s.start, s.end))
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if b.start < a.end:
             problems.append(f"spans {a.text!r} and {b.text!r} overlap")
     keys = {s.key for s in record.spans}

@@ -15,7 +15,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -70,7 +70,7 @@ class DoccanoClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> DoccanoClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

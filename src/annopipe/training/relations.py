@@ -15,7 +15,8 @@ negatives and runs the shared loop of `annopipe.training.classifier`.
   model card stores a logit bias of log(1 / kept share) on NONE, which undoes it exactly
   (Bayes' rule for the prior shift); the temperature is then fitted on all development
   candidates, so scores are calibrated on the distribution the model meets in use.
-- A pair with several gold labels (rare) is trained on one of them, the most frequent in training.
+- A pair with several gold labels (rare) is trained on one of them, the most frequent in training;
+  with `pairs="related"` it is trained on each, and predicts every label above the threshold.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from annopipe.nlp.relations import (
     TAIL_MARKER,
     PairCandidate,
     Sentencizer,
-    decide,
     marked_example,
+    pair_labels,
+    related_pair_candidates,
     relation_candidates,
 )
 from annopipe.records import Record, Relation
@@ -63,26 +65,34 @@ def relation_metrics(gold: list[Record], predicted: list[Record], symmetric) -> 
 class _Candidates:
     """The candidate pairs of a list of records, their marked texts and gold labels."""
 
-    def __init__(self, records, symmetric, actor_labels, window, split_sentences, priority: list[str]):
+    def __init__(self, records, symmetric, actor_labels, window, split_sentences, priority: list[str],
+                 related_only: bool = False):
         texts = [r.text for r in records]
-        sentences = Sentencizer()(texts) if split_sentences else [[(0, len(t))] for t in texts]
+        sentences = Sentencizer()(texts) if split_sentences and not related_only else [[(0, len(t))] for t in texts]
         rank = {label: i for i, label in enumerate(priority)}
         self.records = records
+        self.related_only = related_only
         self.pairs: list[list[PairCandidate]] = []
         self.texts: list[str] = []
         self.markers: list[tuple[int, int]] = []
         self.gold: list[str] = []
+        self.also: list[list[str]] = []  # a related pair's other gold labels (related_only)
         self.gold_relations = self.covered = self.several_labels = 0
         for record, bounds in zip(records, sentences):
             wanted: dict[tuple, str] = {}
+            every: dict[tuple, list[str]] = {}
             for rel in record.relations:
                 key = tuple(sorted((rel.head, rel.tail))) if rel.label in symmetric else (rel.head, rel.tail)
+                every.setdefault(key, []).append(rel.label)
                 if key in wanted and wanted[key] != rel.label:
                     self.several_labels += 1
                     if rank.get(rel.label, len(rank)) >= rank.get(wanted[key], len(rank)):
                         continue
                 wanted[key] = rel.label
-            pairs = relation_candidates(record.text, list(record.spans), bounds, actor_labels, window)
+            if related_only:
+                pairs = related_pair_candidates(record.text, list(record.spans), list(record.relations))
+            else:
+                pairs = relation_candidates(record.text, list(record.spans), bounds, actor_labels, window)
             keys = set()
             for pair in pairs:
                 key = (pair.head.key, pair.tail.key)
@@ -91,6 +101,8 @@ class _Candidates:
                 self.texts.append(text)
                 self.markers.append(markers)
                 self.gold.append(wanted.get(key, NONE_LABEL))
+                others = [label for label in dict.fromkeys(every.get(key, [])) if label != self.gold[-1]]
+                self.also.append(others if related_only else [])
             for rel in record.relations:
                 key = tuple(sorted((rel.head, rel.tail))) if rel.label in symmetric else (rel.head, rel.tail)
                 self.gold_relations += 1
@@ -114,11 +126,9 @@ class _Candidates:
         for record, pairs in zip(self.records, self.pairs):
             found: dict[tuple, Relation] = {}
             for pair in pairs:
-                decided = decide(probs[row], labels, symmetric, pair.forward, threshold)
-                row += 1
-                if decided is not None:
-                    label, score = decided
+                for label, score in pair_labels(probs[row], labels, symmetric, pair, threshold, self.related_only):
                     found[(pair.head.key, pair.tail.key, label)] = Relation(pair.head.key, pair.tail.key, label, score)
+                row += 1
             out.append(replace(record, relations=list(found.values()), models=dict(record.models)))
         return out
 
@@ -136,6 +146,7 @@ def train_relation_model(
     *,
     window: int = 0,
     split_sentences: bool = True,
+    pairs: str = "all",
     negative_ratio: float | None = 4.0,
     threshold: float = 0.5,
     batch_size: int = 16,
@@ -149,19 +160,27 @@ def train_relation_model(
     """Train, calibrate and save a relation classifier into `out_dir`; returns its development figures.
 
     `split_sentences=False` treats each record's whole text as one sentence (CrossRE records are
-    single sentences already). Early stopping watches relation micro-F1 on `dev`. `pooling` is
-    "markers" (classify from the encoder's states at the two entity markers) or "cls" (a plain
+    single sentences already). `pairs="related"` is CrossRE's setting: the candidates are only
+    the pairs holding a gold relation, the model learns their labels without a NONE class, and
+    it can then label given pairs but not tag new text; every label is directed there, as in
+    CrossRE, and the threshold is the probability at which a pair takes a second label. Early
+    stopping watches relation micro-F1 on `dev`. `pooling` is "markers" (classify from the
+    encoder's states at the two entity markers) or "cls" (a plain
     `AutoModelForSequenceClassification` over the marked text).
     """
-    symmetric_set = set(symmetric)
-    classes = [NONE_LABEL, *labels]
+    if pairs not in ("all", "related"):
+        raise AnnopipeError(f"unknown candidate pairs {pairs!r}: use all or related")
+    related_only = pairs == "related"
+    symmetric_set = set() if related_only else set(symmetric)  # a given pair's direction is given too
+    classes = list(labels) if related_only else [NONE_LABEL, *labels]
+    threshold = 1.0 if related_only else threshold  # related pairs: the best label only, unless tuned lower
     index = {label: i for i, label in enumerate(classes)}
     counts = Counter(r.label for record in train for r in record.relations)
     unknown = sorted(set(counts) - set(labels))
     if unknown:
         raise AnnopipeError(f"training relation label {unknown[0]!r} is not among the labels given ({', '.join(labels)})")
     priority = sorted(labels, key=lambda label: (-counts[label], labels.index(label)))
-    policy = (symmetric_set, actor_labels, window, split_sentences, priority)
+    policy = (symmetric_set, actor_labels, window, split_sentences, priority, related_only)
     train_c, dev_c = _Candidates(train, *policy), _Candidates(dev, *policy)
 
     positives = [i for i, label in enumerate(train_c.gold) if label != NONE_LABEL]
@@ -172,8 +191,13 @@ def train_relation_model(
     kept = sorted(random.Random(seed).sample(negatives, keep))
     share = keep / len(negatives) if negatives else 1.0
     chosen = sorted(positives + kept)
+    # a related pair with several gold labels is shown once per label, so that the softmax learns
+    # to share its mass between them and a second label can pass the threshold
+    rows = chosen + [i for i in chosen for _ in train_c.also[i]]
+    row_labels = [train_c.gold[i] for i in chosen] + [label for i in chosen for label in train_c.also[i]]
     bias = [0.0] * len(classes)
-    bias[0] = math.log(1 / share) if share > 0 else 0.0
+    if not related_only:
+        bias[0] = math.log(1 / share) if share > 0 else 0.0
 
     dev_y = [index[label] for label in dev_c.gold]
 
@@ -184,22 +208,22 @@ def train_relation_model(
     settings = Settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                         max_length=max_length, class_weights=class_weights, seed=seed, pooling=pooling)
     result = fine_tune(
-        [train_c.texts[i] for i in chosen], [index[train_c.gold[i]] for i in chosen],
+        [train_c.texts[i] for i in rows], [index[label] for label in row_labels],
         dev_c.texts, dev_y, classes, Path(encoder_dir), dev_score, settings, bias, progress,
-        train_markers=[train_c.markers[i] for i in chosen], dev_markers=dev_c.markers,
+        train_markers=[train_c.markers[i] for i in rows], dev_markers=dev_c.markers,
     )
     probs = result.dev_probabilities()
     metrics = relation_metrics(dev, dev_c.predictions(probs, classes, symmetric_set, threshold), symmetric_set)
     # how the decision threshold trades precision for recall on dev (calibrated probabilities
     # rarely pass 0.5 when many labels compete); the best one is recorded, not imposed
     sweep = {}
-    for candidate in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+    for candidate in sorted({threshold, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}):
         scores = relation_metrics(dev, dev_c.predictions(probs, classes, symmetric_set, candidate), symmetric_set)
         sweep[str(candidate)] = {"micro_f1": scores["micro"]["f1"], "macro_f1": scores["macro"]["f1"]}
     best_threshold = float(max(sweep, key=lambda t: (sweep[t]["micro_f1"], -abs(float(t) - threshold))))
     # ECE of the relation decision on candidates with a gold relation (positives are <5% of all
     # pairs, so ECE over every candidate mostly measures how sure the model is of NONE)
-    positive_rows = [i for i, y in enumerate(dev_y) if y != 0]
+    positive_rows = [i for i, y in enumerate(dev_y) if related_only or y != 0]
     raw = torch.softmax(result.dev_logits, dim=-1)
     figures = {
         "task": "relations",
@@ -226,8 +250,8 @@ def train_relation_model(
         result, Path(out_dir), "relations",
         {
             "markers": {"style": "typed punctuation (Zhou & Chen 2022)", "head": HEAD_MARKER, "tail": TAIL_MARKER},
-            "candidates": {"window": window, "split_sentences": split_sentences, "actor_labels": actor_labels,
-                           "max_chars": MAX_CONTEXT_CHARS},
+            "candidates": {"pairs": pairs, "window": window, "split_sentences": split_sentences,
+                           "actor_labels": actor_labels, "max_chars": MAX_CONTEXT_CHARS},
             "symmetric": sorted(symmetric_set),
             "threshold": threshold,
             "best_dev_threshold": best_threshold,
