@@ -6,6 +6,11 @@ seed brief, PERSON hits fell from 8 to 2 after 20 training documents (DESIGN.md)
 rehearsal keeps the rest: in gold paragraphs the base model's own entities of labels the gold does
 not cover stay as targets, and unlabelled paragraphs tagged by the base model are mixed in.
 Forgetting is measured as agreement with the base model on those uncovered labels.
+
+A new label can start from what the base model knows: with `related` (say politician -> PERSON) its
+B/I/L/U output rows start as copies of the related base label's rows instead of zeros. Dev scores and
+the kept weights are the optimizer's parameter averages, as `spacy train` uses them: on a few hundred
+examples the raw weights swing by one or two dev F1 points from one epoch to the next.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from spacy.language import Language
+from spacy.pipeline import EntityRecognizer
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import filter_spans, fix_random_seed, minibatch
@@ -29,6 +35,10 @@ from annopipe.training.data import ner_doc
 
 OnEpoch = Callable[[int, float, float], None]
 """Called with (epoch, training loss, dev micro-F1) after every epoch."""
+
+DROPPED_MARGIN = 5.0
+"""How far below their copies the output biases of dropped base labels start: a copied row ties with its
+source, spaCy breaks ties towards the older (lower) action, and tagging drops that label's entities."""
 
 
 @dataclass(frozen=True)
@@ -106,10 +116,35 @@ def agreement(before: list[list[tuple]], after: list[list[tuple]], labels: set[s
             "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
 
 
+def warm_start(ner: EntityRecognizer, related: dict[str, str], dropped: set[str]) -> None:
+    """Copy each related base label's B/I/L/U output rows to its new label; lower dropped labels' biases.
+
+    Only the output ("upper") layer has per-label rows; the layers below are shared by all labels, so
+    a copied row scores a new label as the base model scores its related label from the start.
+    """
+    upper = ner.model.get_ref("upper")
+    weights, bias = upper.get_param("W").copy(), upper.get_param("b").copy()
+    index = {ner.moves.get_class_name(i): i for i in range(ner.moves.n_moves)}
+    for label, base in related.items():
+        for action in "BILU":
+            row, source = index[f"{action}-{label}"], index[f"{action}-{base}"]
+            weights[row], bias[row] = weights[source], bias[source]
+            ner.model.attrs["unseen_classes"].discard(row)  # unseen actions are masked out when predicting
+    for name, row in index.items():
+        if name.partition("-")[2] in dropped:
+            bias[row] -= DROPPED_MARGIN
+    upper.set_param("W", weights)
+    upper.set_param("b", bias)
+
+
 def train_ner(nlp: Language, train: list[Record], dev: list[Record], ner_plan: NerPlan, unlabelled: list[str],
               seed: int = 0, max_epochs: int = 30, patience: int = 5, dropout: float = 0.2,
-              on_epoch: OnEpoch | None = None) -> dict:
-    """Fine-tune `nlp`'s NER in place; keeps the weights of the best dev epoch. Returns the metrics."""
+              on_epoch: OnEpoch | None = None, related: dict[str, str] | None = None) -> dict:
+    """Fine-tune `nlp`'s NER in place; keeps the weights of the best dev epoch. Returns the metrics.
+
+    `related` maps new labels to the base labels they start from (see `warm_start`); base labels that
+    tagging neither maps nor rehearses are dropped ones there.
+    """
     started = time.perf_counter()
     random.seed(seed)
     fix_random_seed(seed)
@@ -124,9 +159,12 @@ def train_ner(nlp: Language, train: list[Record], dev: list[Record], ner_plan: N
                 for r, b in zip(train, base_train)]
     examples += [Example(nlp.make_doc(t), _rehearsal_doc(nlp, t, b, ner_plan))
                  for t, b in zip(unlabelled, base_unlabelled)]
+    dropped = set(ner.labels) - set(ner_plan.ner_config.label_map) - ner_plan.rehearsed
     for label in sorted({s.label for r in train for s in r.spans} - set(ner.labels)):
         ner.add_label(label)
     optimizer = nlp.resume_training()
+    if related:
+        warm_start(ner, related, dropped)
     best = (-1.0, 0, ner.to_bytes())
     history = []
     for epoch in range(1, max_epochs + 1):
@@ -135,14 +173,15 @@ def train_ner(nlp: Language, train: list[Record], dev: list[Record], ner_plan: N
         with nlp.select_pipes(enable=["ner"]):
             for batch in minibatch(examples, size=8):
                 nlp.update(batch, sgd=optimizer, drop=dropout, losses=losses)
-        dev_f1 = scores(nlp, dev, ner_plan.ner_config)["micro"]["f1"]
+        with nlp.use_params(optimizer.averages):
+            dev_f1 = scores(nlp, dev, ner_plan.ner_config)["micro"]["f1"]
+            if dev_f1 > best[0]:
+                best = (dev_f1, epoch, ner.to_bytes())
         loss = float(losses.get("ner", 0.0))
         history.append({"epoch": epoch, "loss": round(loss, 3), "dev_f1": dev_f1})
         if on_epoch:
             on_epoch(epoch, loss, dev_f1)
-        if dev_f1 > best[0]:
-            best = (dev_f1, epoch, ner.to_bytes())
-        elif epoch - best[1] >= patience:
+        if epoch - best[1] >= patience:
             break
     ner.from_bytes(best[2])
     return {
