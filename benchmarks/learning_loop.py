@@ -164,7 +164,7 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
         outcome = runs.train(task, data, config, Registry(config.registry), seed=seed, unlabelled=unlabelled,
                              max_epochs=max_epochs)
         outcomes[task] = {"version": outcome.version, "dev": outcome.candidate, "dev_in_use": outcome.current,
-                          "promoted": outcome.promoted, "seconds": outcome.metrics.get("seconds")}
+                          "promoted": outcome.promoted, "seconds": outcome.metrics["fit_seconds"]}
     after = scores(config, Tagger(config)([g.paragraph() for g in hidden_gold]), hidden_gold)
     return {"held_out_briefs": [p.name for p in hidden], "held_out_paragraphs": len(hidden_gold),
             "annotated_paragraphs": len(pool_records), "annotator_edits": dict(effort), "trained": outcomes,

@@ -34,7 +34,7 @@ def test_train_registers_a_version_promotes_only_a_winner_and_tag_uses_it(projec
     meta = json.loads((root / "models" / "ner" / version / "meta.json").read_text())
     metrics = json.loads((root / "models" / "ner" / version / "metrics.json").read_text())
     assert meta["seed"] == 0 and meta["data_hash"] and meta["libraries"]["spacy"] and "TOPIC" in meta["label_map"]
-    assert {"dev", "test", "current", "forgetting"} <= set(metrics) and metrics["promoted"] is True
+    assert {"dev", "test", "current", "forgetting", "fit_seconds"} <= set(metrics) and metrics["promoted"] is True
 
     kept = run_cli("train", "ner", *gold, "--max-epochs", "1", "--margin", "1", *options)
     assert kept.returncode == 0 and f"kept {version}" in kept.stderr, kept.stderr

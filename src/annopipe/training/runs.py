@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -182,7 +183,9 @@ def train(task: str, data: TrainingData, config: Config, registry: Registry, see
     current_dev, current_test = score_current(config, current, [data.splits["dev"], data.splits["test"]])
     current_score = current_dev["score"]
     with registry.new_version(task, data.hash[:8]) as (version, folder):
+        started = time.perf_counter()
         metrics, meta = fit(data, config, folder / "model", seed, unlabelled or [], max_epochs, on_epoch)
+        metrics["fit_seconds"] = round(time.perf_counter() - started, 1)  # training and scoring, every task alike
         metrics["dev_score"], metrics["test_score"] = metrics["dev"]["score"], metrics["test"]["score"]
         promoted = metrics["dev_score"] > current_score + margin
         metrics["current"] = {"version": current.version if current else "model zero", "dev": current_dev,
