@@ -163,8 +163,9 @@ def train_relation_model(
     single sentences already). `pairs="related"` is CrossRE's setting: the candidates are only
     the pairs holding a gold relation, the model learns their labels without a NONE class, and
     it can then label given pairs but not tag new text; every label is directed there, as in
-    CrossRE, and the threshold is the probability at which a pair takes a second label. Early
-    stopping watches relation micro-F1 on `dev`. `pooling` is "markers" (classify from the
+    CrossRE. `threshold` is ignored there: early stopping scores each pair's best label only,
+    and the probability at which a pair also takes further labels is chosen on dev afterwards.
+    Early stopping watches relation micro-F1 on `dev`. `pooling` is "markers" (classify from the
     encoder's states at the two entity markers) or "cls" (a plain
     `AutoModelForSequenceClassification` over the marked text).
     """
@@ -173,7 +174,7 @@ def train_relation_model(
     related_only = pairs == "related"
     symmetric_set = set() if related_only else set(symmetric)  # a given pair's direction is given too
     classes = list(labels) if related_only else [NONE_LABEL, *labels]
-    threshold = 1.0 if related_only else threshold  # related pairs: the best label only, unless tuned lower
+    threshold = 1.0 if related_only else threshold  # related pairs: the best label only, until tuned on dev
     index = {label: i for i, label in enumerate(classes)}
     counts = Counter(r.label for record in train for r in record.relations)
     unknown = sorted(set(counts) - set(labels))
