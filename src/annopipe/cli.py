@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -166,12 +165,13 @@ def evaluate(
     """Precision, recall and F1 per span and relation label; paragraph-label accuracy and macro-F1."""
     from annopipe.evaluation import evaluate as score
     from annopipe.evaluation import read_gold
+    from annopipe.public_data import public_gold, score_public
     from annopipe.records import read_jsonl
 
     with _user_errors():
         cfg = load_config(config)
         if dataset is not None:
-            gold_records, source = _public_gold(dataset, split), f"{dataset} {split}"
+            gold_records, source = public_gold(dataset, split), f"{dataset} {split}"
         else:
             gold_records, source = read_gold(gold, cfg.span_labels, cfg.relations.labels,
                                               list(cfg.paragraphs.labels)), str(gold)
@@ -183,33 +183,13 @@ def evaluate(
                                 "pass --predictions FILE (benchmarks/crossre_relations.py --predictions writes one)")
         else:
             predicted, models = _tag_gold(cfg, gold_records, _chosen_versions(cfg, version or []))
-        if dataset == "crossre":
-            from annopipe.public_data import CROSSRE_RELATION_LABELS, relation_scores
-
-            parts = ("relations",)
-            metrics = {"gold": source, "models": models,
-                       "relations": relation_scores(gold_records, predicted, list(CROSSRE_RELATION_LABELS))}
-        else:
-            if dataset is not None:  # public NER data annotates entities only, and fewer kinds of them
-                labels = {s.label for r in gold_records for s in r.spans}
-                predicted = {k: replace(r, spans=[s for s in r.spans if s.label in labels], relations=[], label=None)
-                             for k, r in predicted.items()}
-            parts = ("spans",) if dataset is not None else ("spans", "relations", "paragraph_labels")
-            metrics = {"gold": source, "models": models, **score(gold_records, predicted, cfg.relations.symmetric)}
+        scores = (score_public(dataset, gold_records, predicted) if dataset is not None
+                  else score(gold_records, predicted, cfg.relations.symmetric))
+        metrics = {"gold": source, "models": models, **scores}
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    _print_metrics(metrics, parts)
+    _print_metrics(metrics)
     console.print(f"metrics written to {output}", highlight=False)
-
-
-def _public_gold(dataset: str, split: str) -> list[Record]:
-    from annopipe.public_data import CROSSNER_TO_PROJECT, load_public, map_labels
-
-    if dataset == "crossner":
-        return map_labels(load_public(dataset, split), CROSSNER_TO_PROJECT)
-    if dataset == "crossre":
-        return load_public(dataset, split)
-    raise AnnopipeError(f"unknown dataset {dataset!r} for evaluate; use crossner or crossre")
 
 
 def _chosen_versions(cfg: Config, choices: list[str]) -> dict:
@@ -234,8 +214,8 @@ def _tag_gold(cfg: Config, gold: list[Record], active: dict) -> tuple[dict[str, 
     return {r.paragraph_id: r for r in records}, tagger.versions
 
 
-def _print_metrics(metrics: dict, parts: tuple[str, ...]) -> None:
-    for part in (p for p in parts if p in ("spans", "relations")):
+def _print_metrics(metrics: dict) -> None:
+    for part in (p for p in ("spans", "relations") if p in metrics):
         table = Table(title=f"{part} (exact match)", title_justify="left")
         for column in ("label", "precision", "recall", "f1", "support"):
             table.add_column(column, justify="left" if column == "label" else "right")
@@ -245,7 +225,7 @@ def _print_metrics(metrics: dict, parts: tuple[str, ...]) -> None:
         for label, s in rows.items():
             table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
         console.print(table)
-    if "paragraph_labels" in parts:
+    if "paragraph_labels" in metrics:
         labels = metrics["paragraph_labels"]
         console.print(
             f"paragraph labels: accuracy {labels['accuracy']:.3f}, macro-F1 {labels['macro_f1']:.3f} "

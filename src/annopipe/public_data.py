@@ -21,7 +21,7 @@ from pathlib import Path
 
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
-from annopipe.evaluation import Tally
+from annopipe.evaluation import Tally, evaluate
 from annopipe.records import Record, Relation, Span, check_record
 
 DATA_ROOT = Path(__file__).parents[2].parent / "shared" / "data"
@@ -245,3 +245,23 @@ def relation_scores(gold: list[Record], predicted: dict[str, Record], labels: li
         for key in ("precision", "recall", "f1")
     }
     return {"micro": total.scores(), "macro": macro, "per_label": per_label}
+
+
+def public_gold(name: str, split: str) -> list[Record]:
+    """A public split as gold for `annopipe evaluate`: CrossNER with its labels mapped to the
+    project's, CrossRE as it is (its 17 relation labels are not the project's)."""
+    if name == "crossner":
+        return map_labels(load_public(name, split), CROSSNER_TO_PROJECT)
+    return load_public(name, split)
+
+
+def score_public(name: str, gold: list[Record], predicted: dict[str, Record]) -> dict:
+    """Scores as each public data set defines its task: CrossNER's entities only, of the kinds its
+    gold annotates (predictions of other labels are not counted wrong); CrossRE's relations by
+    its own labels, micro and macro (`relation_scores`)."""
+    if name == "crossre":
+        return {"relations": relation_scores(gold, predicted, list(CROSSRE_RELATION_LABELS))}
+    labels = {s.label for r in gold for s in r.spans}
+    kept = {key: replace(r, spans=[s for s in r.spans if s.label in labels], relations=[], label=None)
+            for key, r in predicted.items()}
+    return {"spans": evaluate(gold, kept)["spans"]}
