@@ -64,27 +64,36 @@ def evaluate(gold: list[Record], predicted: dict[str, Record], symmetric: Iterab
         (_relation_items(g, symmetric), _relation_items(p, symmetric) if p else set()) for g, p in pairs
     )
     labelled = [(g.label.label, p.label.label if p and p.label else None) for g, p in pairs if g.label]
-    correct = sum(g == p for g, p in labelled)
-    per_label = {}
-    for label in sorted({g for g, _ in labelled}):
-        tally = Tally(
-            tp=sum(g == p == label for g, p in labelled),
-            fp=sum(p == label != g for g, p in labelled),
-            fn=sum(g == label != p for g, p in labelled),
-        )
-        per_label[label] = tally.scores()
-    macro = sum(s["f1"] for s in per_label.values()) / len(per_label) if per_label else 0.0
+    gold_labels = [g for g, _ in labelled]
     return {
         "paragraphs_evaluated": len(gold),
         "paragraphs_without_prediction": sum(p is None for _, p in pairs),
         "spans": spans,
         "relations": relations,
         "paragraph_labels": {
-            "accuracy": round(correct / len(labelled), 4) if labelled else 0.0,
-            "macro_f1": round(macro, 4),
-            "per_label": per_label,
-            "distribution": dict(Counter(g for g, _ in labelled)),
+            **label_scores(gold_labels, [p for _, p in labelled]),
+            "distribution": dict(Counter(gold_labels)),
         },
+    }
+
+
+def label_scores(gold: list[str], predicted: list[str | None]) -> dict:
+    """Accuracy, and P/R/F1 per label and their macro mean over the labels the gold holds (a label
+    the gold never shows does not count as a zero), of one label per paragraph."""
+    pairs = list(zip(gold, predicted))
+    per_label = {
+        label: Tally(
+            tp=sum(g == p == label for g, p in pairs),
+            fp=sum(p == label != g for g, p in pairs),
+            fn=sum(g == label != p for g, p in pairs),
+        ).scores()
+        for label in sorted(set(gold))
+    }
+    macro = sum(s["f1"] for s in per_label.values()) / len(per_label) if per_label else 0.0
+    return {
+        "accuracy": round(sum(g == p for g, p in pairs) / len(pairs), 4) if pairs else 0.0,
+        "macro_f1": round(macro, 4),
+        "per_label": per_label,
     }
 
 

@@ -14,30 +14,10 @@ from pathlib import Path
 import torch
 
 from annopipe.errors import AnnopipeError
+from annopipe.evaluation import label_scores
 from annopipe.nlp.paragraphs import SentenceEncoder
 from annopipe.records import Record
 from annopipe.training.classifier import Settings, fine_tune, save_classifier
-
-
-def label_scores(gold: list[str], predicted: list[str], labels: list[str]) -> dict:
-    """Accuracy and macro-F1 (over the labels present in the gold) of predicted paragraph labels."""
-    per_label = {}
-    for label in labels:
-        tp = sum(g == p == label for g, p in zip(gold, predicted))
-        fp = sum(p == label != g for g, p in zip(gold, predicted))
-        fn = sum(g == label != p for g, p in zip(gold, predicted))
-        if tp + fn == 0:
-            continue
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn)
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-                            "support": tp + fn}
-    return {
-        "accuracy": round(sum(g == p for g, p in zip(gold, predicted)) / len(gold), 4) if gold else 0.0,
-        "macro_f1": round(sum(s["f1"] for s in per_label.values()) / len(per_label), 4) if per_label else 0.0,
-        "per_label": per_label,
-    }
 
 
 def _labelled(records: list[Record], labels: list[str], what: str) -> tuple[list[str], list[str]]:
@@ -83,7 +63,7 @@ def train_paragraph_model(
 
     def dev_score(logits: torch.Tensor) -> float:
         predicted = [labels[int(i)] for i in logits.argmax(dim=-1)]
-        scores = label_scores(dev_labels, predicted, labels)
+        scores = label_scores(dev_labels, predicted)
         return scores["macro_f1"] + 1e-3 * scores["accuracy"]  # accuracy breaks ties
 
     head_init = None
@@ -106,7 +86,7 @@ def train_paragraph_model(
     figures = {
         "task": "paragraphs",
         "labels": labels,
-        "dev": label_scores(dev_labels, predicted, labels),
+        "dev": label_scores(dev_labels, predicted),
         "ece": {"before": result.ece_before, "after": result.ece_after},
         "temperature": round(result.temperature, 4),
         "best_epoch": result.best_epoch,

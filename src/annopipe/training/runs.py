@@ -17,7 +17,7 @@ from pathlib import Path
 
 from annopipe.config import Config
 from annopipe.errors import AnnopipeError
-from annopipe.evaluation import evaluate
+from annopipe.evaluation import evaluate, label_scores
 from annopipe.records import Record
 from annopipe.registry import ModelVersion, Registry
 from annopipe.training.data import TrainingData
@@ -124,12 +124,10 @@ def _current_relations(config: Config, current: ModelVersion | None, splits: lis
     return [_relation_score(tagger.relations, tagger.nlp, records, config.relations.symmetric) for records in splits]
 
 
-def _paragraph_score(model, records: list[Record], labels: list[str]) -> dict:
-    from annopipe.training.paragraphs import label_scores
-
+def _paragraph_score(model, records: list[Record]) -> dict:
     labelled = [r for r in records if r.label]
     predicted = model([r.text for r in labelled])
-    result = label_scores([r.label.label for r in labelled], [p.label if p else "" for p in predicted], labels)
+    result = label_scores([r.label.label for r in labelled], [p.label if p else None for p in predicted])
     return {"score": result["macro_f1"], **result}
 
 
@@ -144,7 +142,7 @@ def _fit_paragraphs(data: TrainingData, config: Config, out: Path, seed: int, un
                                     epochs=min(max_epochs, 20), descriptions=config.paragraphs.labels,
                                     description_temperature=config.paragraphs.temperature)
     model = TrainedParagraphClassifier(out)
-    metrics = {**figures, "dev": _paragraph_score(model, dev, labels), "test": _paragraph_score(model, test, labels)}
+    metrics = {**figures, "dev": _paragraph_score(model, dev), "test": _paragraph_score(model, test)}
     return metrics, {"labels": labels}
 
 
@@ -152,7 +150,7 @@ def _current_paragraphs(config: Config, current: ModelVersion | None, splits: li
     from annopipe.nlp.pipeline import Tagger
 
     model = Tagger(config, {"paragraphs": current}).paragraphs
-    return [_paragraph_score(model, records, list(config.paragraphs.labels)) for records in splits]
+    return [_paragraph_score(model, records) for records in splits]
 
 
 FITTERS = {
