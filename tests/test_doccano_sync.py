@@ -28,6 +28,7 @@ from annopipe.doccano.client import (
 from annopipe.doccano.convert import dumps_jsonl, to_relation_example
 from annopipe.doccano.sync import LABELS_PROJECT, SPANS_PROJECT, find_projects, origin, pull, push
 from annopipe.errors import AnnopipeError
+from annopipe.offsets import to_utf16
 from annopipe.records import Record
 from annopipe.store import Store
 from tests.conftest import ADMIN, ANNOTATOR, ROOT, SAMPLES
@@ -169,6 +170,7 @@ def test_annotator_corrections_come_back_exactly_and_nothing_is_pushed_twice(doc
 
 
 def test_emoji_combining_accents_and_crlf_keep_their_offsets(doccano, admin, tagger, tmp_path):
+    """doccano holds UTF-16 offsets, as its browser UI reads and writes them; gold comes back in code points."""
     brief = tmp_path / "unicode.txt"
     brief.write_bytes(UNICODE_BRIEF.encode("utf-8"))
     cfg = config_for(unique("unicode"))
@@ -181,13 +183,16 @@ def test_emoji_combining_accents_and_crlf_keep_their_offsets(doccano, admin, tag
     with login(doccano, ANNOTATOR) as annotator:
         for record in records:
             ex = example_of(annotator, spans_project, record.paragraph_id)
-            assert ex["text"] == record.text  # stored exactly: no mojibake, no shifted offsets
-            if "Warsaw" in record.text:  # the annotator marks a word that comes after two emoji
+            assert ex["text"] == record.text  # stored exactly: no mojibake
+            stored = {(s["start_offset"], s["end_offset"])
+                      for s in annotator.annotations(spans_project["id"], ex["id"], SPANS)}
+            assert stored == {(to_utf16(record.text, s.start), to_utf16(record.text, s.end)) for s in record.spans}
+            if "Warsaw" in record.text:  # the annotator marks a word that comes after two emoji, in UTF-16 units
                 start = record.text.index("Berlin")
                 taken = {(s.start, s.end) for s in record.spans}
                 if (start, start + 6) not in taken:
                     annotator.add_annotation(spans_project["id"], ex["id"], SPANS, {
-                        "start_offset": start, "end_offset": start + 6,
+                        "start_offset": to_utf16(record.text, start), "end_offset": to_utf16(record.text, start + 6),
                         "label": type_ids(annotator, spans_project, SPAN_TYPES)["GPE"]})
             annotator.toggle_confirmed(spans_project["id"], ex["id"])
     assert pull(admin, store, cfg).problems == []
@@ -198,6 +203,37 @@ def test_emoji_combining_accents_and_crlf_keep_their_offsets(doccano, admin, tag
         assert predicted <= {(s.start, s.end, s.label, s.text) for s in back.spans}
         assert all(s.text == record.text[s.start : s.end] for s in back.spans)
     assert any(s.text == "Berlin" for r in gold.values() for s in r.spans)
+
+
+def test_an_example_pushed_with_code_point_offsets_is_named_not_guessed(doccano, admin, tagger, tmp_path):
+    """Before offsets were UTF-16, push sent code points: where emoji make the units differ, pull and
+    push name the example and say how to re-push; where they agree, it is pulled as usual."""
+    brief = tmp_path / "unicode.txt"
+    brief.write_bytes((UNICODE_BRIEF + "\r\nLater, Poland and Germany backed Kyiv again.\r\n").encode("utf-8"))
+    cfg = config_for(unique("legacy"))
+    store = Store.in_workspace(tmp_path / "ws")
+    records = tag(tagger, store, brief)
+    spans_project = find_projects(admin, cfg, create=True)[SPANS_PROJECT]
+    old = []
+    for record in records:  # what annopipe pushed before: code-point offsets, no offset_units marker
+        example = to_relation_example(record)
+        del example["offset_units"]
+        for entity, span in zip(example["entities"], record.spans):
+            entity.update(start_offset=span.start, end_offset=span.end)
+        old.append(example)
+    admin.wait(admin.upload(spans_project["id"], dumps_jsonl(old), "RelationExtraction"), "import")
+    for example in admin.examples(spans_project["id"]):
+        admin.toggle_confirmed(spans_project["id"], example["id"])
+    astral = [r for r in records if any(ord(c) > 0xFFFF for c in r.text)]
+    assert 0 < len(astral) < len(records)
+
+    pushed = push(admin, store, cfg, records)
+    assert sorted(p.split(":")[0] for p in pushed.problems if "code-point offsets" in p) == [r.doc_id for r in astral]
+    pulled = pull(admin, store, cfg)
+    named = [p for p in pulled.problems if "pushed before annopipe converted offsets to UTF-16" in p]
+    assert len(named) == len(astral) and all(f"push --document {records[0].doc_id}" in p for p in named)
+    assert {r.paragraph_id for r in store.gold_records() if r.spans} == {
+        r.paragraph_id for r in records if r not in astral and r.spans}
 
 
 def test_push_removes_the_copies_a_retried_import_leaves_and_keeps_confirmed_work(doccano, admin, tagger, tmp_path):

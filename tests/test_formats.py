@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
 from annopipe.formats import FORMATS, export_records, import_records
+from annopipe.offsets import grapheme_boundaries
 from annopipe.records import ParagraphLabel, Record, Relation, Span, read_jsonl
 from tests.conftest import ROOT
 
@@ -71,9 +72,9 @@ _TEXTS = st.lists(
 
 @st.composite
 def records(draw) -> Record:
-    """A record with spans on arbitrary non-overlapping code-point offsets (tokens be damned)."""
+    """A record with spans on arbitrary non-overlapping character boundaries (tokens be damned)."""
     text = draw(_TEXTS)
-    offsets = sorted(draw(st.lists(st.integers(0, len(text)), unique=True, max_size=8)))
+    offsets = sorted(draw(st.lists(st.sampled_from(sorted(grapheme_boundaries(text))), unique=True, max_size=8)))
     labels = st.sampled_from(["GPE", "PERSON", "ORG"])
     spans = [Span(s, e, draw(labels), text[s:e], draw(st.none() | st.floats(0, 1)))
              for s, e in zip(offsets[::2], offsets[1::2])]
@@ -89,6 +90,22 @@ def records(draw) -> Record:
 def test_character_offset_formats_round_trip_any_unicode(fmt, batch):
     with tempfile.TemporaryDirectory() as directory:
         assert round_trip(batch, fmt, Path(directory)) == [as_imported(r, fmt) for r in batch]
+
+
+@pytest.mark.parametrize("fmt", ["doccano", "prodigy"])
+def test_an_imported_span_that_cuts_a_character_in_two_is_refused(fmt, tmp_path):
+    """Half a flag or an emoji without its skin tone: one regional indicator is no character."""
+    text = "Kyiv 🇺🇦 thanks 👍🏽 Warsaw."
+    path = tmp_path / "in.jsonl"
+    export_records([record(text=text, spans=[span("Kyiv", "GPE", text=text)])], fmt, path)
+    example = json.loads(path.read_text(encoding="utf-8"))
+    if fmt == "doccano":
+        example["entities"][0]["end_offset"] = 7  # Kyiv + space + 🇺 in UTF-16 units, without the 🇦
+    else:
+        example["spans"][0]["end"] = 6  # Kyiv + space + 🇺 in code points
+    path.write_text(json.dumps(example) + "\n", encoding="utf-8")
+    with pytest.raises(AnnopipeError, match=r"in.jsonl:1: span 0-6 GPE 'Kyiv 🇺' cuts the character '🇺🇦' in two"):
+        import_records(path, fmt)
 
 
 @pytest.mark.parametrize("fmt", ["spacy", "conll"])
@@ -139,7 +156,7 @@ def test_doccano_relation_to_a_missing_entity_is_an_error(tmp_path):
     example = {"text": "Modi met Ishiba.", "entities": [{"id": 7, "start_offset": 0, "end_offset": 4, "label": "PERSON"}],
                "relations": [{"id": 1, "from_id": 7, "to_id": 8, "type": "MEETS_WITH"}]}
     path.write_text(json.dumps(example) + "\n", encoding="utf-8")
-    with pytest.raises(AnnopipeError, match=r"in.jsonl:1: .*relation 1 MEETS_WITH points at an entity id that is not"):
+    with pytest.raises(AnnopipeError, match=r"in.jsonl:1: .*relation 1 MEETS_WITH points at a span that does not exist"):
         import_records(path, "doccano")
 
 

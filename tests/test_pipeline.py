@@ -66,3 +66,13 @@ def test_offsets_hold_on_non_latin_and_emoji_briefs(tagger, name):
     for record in tagger(list(document.paragraphs)):
         assert check_record(record) == []
         assert document.text[record.start : record.end] == record.text
+
+
+def test_an_entity_on_half_a_flag_is_widened_to_the_whole_character(tagger, tmp_path):
+    """spaCy splits 🇪🇺 into its two regional indicators and tags the first as GPE; an annotator
+    would see half a character (the browser draws a lone surrogate)."""
+    brief = tmp_path / "flag.txt"
+    brief.write_text("Sanctions vote in Brussels 🇪🇺\n\nViktor Orbán 👍🏽 said Hungary would veto.\n", encoding="utf-8")
+    records = tagger(list(read_document(brief).paragraphs))
+    assert all(check_record(record) == [] for record in records)  # no span cuts a cluster
+    assert ("🇪🇺", "GPE") in {(s.text, s.label) for s in records[0].spans}

@@ -6,7 +6,8 @@ back (annotations coming back are gold; doccano's meta shows them to annotators)
 made elsewhere, without our ids, gets ids derived from its text, as `documents` would give a
 one-paragraph document.
 
-- doccano: relation-extraction JSONL with our ids as extra keys and the paragraph label as `label`.
+- doccano: relation-extraction JSONL with our ids as extra keys and the paragraph label as `label`;
+  offsets in UTF-16 code units, as doccano counts them (see `doccano.convert`).
 - prodigy: Prodigy's task JSONL (tokens, spans, relations, `accept`), our ids under `meta`.
 - spacy: a binary DocBin; spans as `doc.ents`, the label in `doc.cats`, relations and ids in
   `doc.user_data["annopipe"]`. Spans must fall on spaCy token boundaries.
@@ -25,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from annopipe.doccano.convert import META_KEYS, dumps_jsonl, to_relation_example
+from annopipe.doccano.convert import META_KEYS, dumps_jsonl, parse_relation_example, to_relation_example
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
 from annopipe.records import ParagraphLabel, Record, Relation, Span, check_record
@@ -177,21 +178,9 @@ def _to_doccano(record: Record) -> dict:
 
 def _from_doccano(example: dict) -> Record:
     text = example["text"]
-    spans_by_id = {
-        entity["id"]: Span(entity["start_offset"], entity["end_offset"], entity["label"],
-                           text[entity["start_offset"] : entity["end_offset"]])
-        for entity in example.get("entities", [])
-    }
-    relations = []
-    for relation in example.get("relations", []):
-        ends = [spans_by_id.get(relation[key]) for key in ("from_id", "to_id")]
-        if None in ends:
-            raise ValueError(f"relation {relation.get('id')} {relation['type']} points at an entity id that is not there")
-        relations.append(Relation(ends[0].key, ends[1].key, relation["type"]))  # type: ignore[union-attr]
-    return Record(
-        **_ids(example, text), text=text, spans=sorted(spans_by_id.values(), key=lambda s: (s.start, s.end)),
-        relations=relations, label=_one_label(example.get("label") or []),
-    )
+    spans, relations = parse_relation_example(example, text)
+    return Record(**_ids(example, text), text=text, spans=spans, relations=relations,
+                  label=_one_label(example.get("label") or []))
 
 
 def _write_doccano(records: list[Record]) -> bytes:

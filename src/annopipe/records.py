@@ -15,6 +15,7 @@ from pathlib import Path
 
 from annopipe.documents import Paragraph
 from annopipe.errors import AnnopipeError
+from annopipe.offsets import cut_grapheme, grapheme_boundaries
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,12 @@ def check_record(record: Record) -> list[str]:
     """Reasons why a record is inconsistent (empty when it is sound).
 
     Catches what hand edits and foreign tools get wrong: offsets outside the text, span text that
-    does not match its offsets, overlapping spans, relations pointing at spans that do not exist.
+    does not match its offsets, spans that cut a character (grapheme cluster) in two, overlapping
+    spans, relations pointing at spans that do not exist.
     """
     problems = []
     n = len(record.text)
+    boundaries = grapheme_boundaries(record.text) if record.spans else set()
     for span in record.spans:
         if not 0 <= span.start < span.end <= n:
             problems.append(f"span {span.start}-{span.end} {span.label} lies outside the text (length {n})")
@@ -142,6 +145,8 @@ def check_record(record: Record) -> list[str]:
                 f"span {span.start}-{span.end} {span.label}: text {span.text!r} "
                 f"but the paragraph has {record.text[span.start:span.end]!r} there"
             )
+        elif (cut := cut_grapheme(record.text, span.start, span.end, boundaries)) is not None:
+            problems.append(f"span {span.start}-{span.end} {span.label} {span.text!r} cuts the character {cut!r} in two")
     ordered = sorted(record.spans, key=lambda s: (s.start, s.end))
     for a, b in itertools.pairwise(ordered):
         if b.start < a.end:

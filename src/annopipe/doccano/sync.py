@@ -27,10 +27,12 @@ from annopipe.doccano.convert import (
     dumps_jsonl,
     from_category_example,
     from_relation_example,
+    legacy_offsets,
     to_category_example,
     to_relation_example,
 )
 from annopipe.errors import AnnopipeError
+from annopipe.offsets import is_bmp
 from annopipe.records import Record, check_record
 from annopipe.store import GoldEntry, Store
 
@@ -233,6 +235,10 @@ def _missing(client: DoccanoClient, store: Store, project: dict, records: list[R
         elif existing[0]["meta"].get("paragraph_hash") != record.paragraph_hash:
             report.problems.append(f"{record.paragraph_id}: doccano example {existing[0]['id']} in {name!r} holds "
                                    "another version of this paragraph; left as it is")
+        elif legacy_offsets({**existing[0]["meta"], "text": existing[0]["text"]}):
+            report.problems.append(f"{record.paragraph_id}: doccano example {existing[0]['id']} in {name!r} was pushed "
+                                   "with code-point offsets, so the browser draws its spans shifted after emoji; "
+                                   f"delete it in doccano and push again (--document {record.doc_id})")
     report.already[name] = len(records) - len(todo)
     report.uploaded[name] = 0
     return todo
@@ -285,6 +291,8 @@ def _verify(client: DoccanoClient, pending: _Import, on_server: dict[str, list[d
         elif examples[0]["text"] != record.text:
             problems.append(f"{record.paragraph_id}: doccano stored different text in {name!r} "
                             f"(example {examples[0]['id']}); its offsets cannot be trusted")
+    if pending.kind.part == "spans":
+        problems += _verify_utf16_spans(client, pending, on_server)
     me = client.username
     for endpoint, expected in pending.kind.expected_counts(pending.chunk).items():
         after = Counter(client.label_counts(project["id"], endpoint).get(me, {}))
@@ -292,6 +300,28 @@ def _verify(client: DoccanoClient, pending: _Import, on_server: dict[str, list[d
         if added != expected:
             problems.append(f"doccano stored {sum(added.values())} {endpoint} in {name!r} where "
                             f"{sum(expected.values())} were sent; check the import there")
+    return problems
+
+
+def _verify_utf16_spans(client: DoccanoClient, pending: _Import, on_server: dict[str, list[dict]]) -> list[str]:
+    """Where UTF-16 and code points differ (text outside the BMP), the spans doccano stored, read back.
+
+    These are the examples whose spans the browser would draw shifted if any offset went wrong;
+    every other example has the same offsets in both units, and the label counts cover it.
+    """
+    project, me = pending.project, client.me()["id"]
+    label_of = {t["id"]: t["text"] for t in client.label_types(project["id"], SPAN_TYPES)}
+    problems = []
+    for record in pending.chunk:
+        examples = on_server.get(record.paragraph_id)
+        if is_bmp(record.text) or not examples:
+            continue
+        stored = {(s["start_offset"], s["end_offset"], label_of.get(s["label"]))
+                  for s in client.annotations(project["id"], examples[0]["id"], SPANS) if s["user"] == me}
+        sent = {(e["start_offset"], e["end_offset"], e["label"]) for e in to_relation_example(record)["entities"]}
+        if stored != sent:
+            problems.append(f"{record.paragraph_id}: doccano stored other span offsets in {project['name']!r} "
+                            f"(example {examples[0]['id']}) than were sent in UTF-16 units; check the import there")
     return problems
 
 

@@ -24,6 +24,7 @@ from spacy.util import filter_spans
 
 from annopipe.config import NerConfig
 from annopipe.documents import content_hash
+from annopipe.offsets import grapheme_boundaries
 from annopipe.records import Span
 
 _DROPPED_PREFIXES = {"the", "a", "an"}
@@ -105,6 +106,20 @@ def _trim(span: SpacySpan) -> SpacySpan:
     return SpacySpan(doc, start, end, label=span.label)
 
 
+def _whole_characters(span: SpacySpan, boundaries: set[int]) -> SpacySpan:
+    """The span widened by whole tokens until it cuts no grapheme cluster.
+
+    spaCy's tokenizer can split a flag into its two regional indicators or an emoji from its
+    skin tone; an entity on one half would show as half a character to an annotator.
+    """
+    doc, start, end = span.doc, span.start, span.end
+    while doc[start].idx not in boundaries:
+        start -= 1
+    while doc[end - 1].idx + len(doc[end - 1]) not in boundaries:
+        end += 1
+    return span if (start, end) == (span.start, span.end) else SpacySpan(doc, start, end, label=span.label)
+
+
 class NerTagger:
     """Entities of parsed docs as project spans: the base model's labels mapped, TOPICs added."""
 
@@ -138,7 +153,13 @@ class NerTagger:
                 span = _trim(SpacySpan(doc, start, end, label=label))
                 scores[(span.start, span.end)] = prob
                 ents.append(span)
-            doc.ents = sorted([*ents, *self._pattern_spans(doc, ents)])
+            boundaries = grapheme_boundaries(doc.text)
+            whole = {}
+            for span in [*ents, *self._pattern_spans(doc, ents)]:
+                widened = _whole_characters(span, boundaries)
+                whole[(widened.start, widened.end)] = widened
+                scores.setdefault((widened.start, widened.end), scores.get((span.start, span.end), 1.0))
+            doc.ents = sorted(filter_spans(list(whole.values())))
             results.append(
                 [
                     Span(e.start_char, e.end_char, e.label_, e.text, round(scores.get((e.start, e.end), 1.0), 4))
