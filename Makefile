@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install doccano demo test evaluate benchmark clean
+.PHONY: install doccano browser demo test evaluate benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ demo: $(STAMP)
 doccano: $(STAMP)
 	$(VENV)/bin/annopipe doccano install --venv .venv-doccano
 
-test: $(STAMP) doccano
+# The browser tests drive doccano's web UI in Debian's chromium (Playwright never downloads a browser).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	test -x $(CHROMIUM) || (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium))
+
+test: $(STAMP) doccano browser
 	$(VENV)/bin/python -m pytest
 
 evaluate: $(STAMP)

@@ -309,13 +309,13 @@ def _verify_utf16_spans(client: DoccanoClient, pending: _Import, on_server: dict
     These are the examples whose spans the browser would draw shifted if any offset went wrong;
     every other example has the same offsets in both units, and the label counts cover it.
     """
+    astral = [(r, on_server[r.paragraph_id]) for r in pending.chunk if not is_bmp(r.text) and on_server.get(r.paragraph_id)]
+    if not astral:
+        return []
     project, me = pending.project, client.me()["id"]
     label_of = {t["id"]: t["text"] for t in client.label_types(project["id"], SPAN_TYPES)}
     problems = []
-    for record in pending.chunk:
-        examples = on_server.get(record.paragraph_id)
-        if is_bmp(record.text) or not examples:
-            continue
+    for record, examples in astral:
         stored = {(s["start_offset"], s["end_offset"], label_of.get(s["label"]))
                   for s in client.annotations(project["id"], examples[0]["id"], SPANS) if s["user"] == me}
         sent = {(e["start_offset"], e["end_offset"], e["label"]) for e in to_relation_example(record)["entities"]}
