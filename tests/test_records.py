@@ -25,7 +25,7 @@ def test_round_trip_through_jsonl_keeps_everything(tmp_path):
     back = list(read_jsonl(path))
     assert back == [record(), record(paragraph_id="d:1")]
     assert "🙂" in path.read_text(encoding="utf-8")  # stored as the character, not an escape
-    assert not (tmp_path / "r.jsonl.partial").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]  # no temporary left behind
 
 
 def test_gold_lines_may_omit_scores_and_give_the_label_as_a_string(tmp_path):

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from annopipe import atomic
 from annopipe.config import Config, load_config
 from annopipe.errors import AnnopipeError
 from annopipe.records import Record, write_jsonl
@@ -187,7 +188,7 @@ def evaluate(
                   else score(gold_records, predicted, cfg.relations.symmetric))
         metrics = {"gold": source, "models": models, **scores}
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        atomic.write_text(output, json.dumps(metrics, indent=2) + "\n")
     _print_metrics(metrics)
     console.print(f"metrics written to {output}", highlight=False)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from annopipe.atomic import atomic_path
 from annopipe.documents import Paragraph
 from annopipe.errors import AnnopipeError
 from annopipe.offsets import cut_grapheme, grapheme_boundaries
@@ -177,13 +178,11 @@ def read_jsonl(path: Path) -> Iterator[Record]:
 
 def write_jsonl(records: Iterable[Record], path: Path) -> int:
     """Write records atomically (temp file, then rename), so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".partial")
     count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(dumps(record) + "\n")
             count += 1
-    tmp.replace(path)
     return count
 
 

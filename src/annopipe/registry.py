@@ -9,13 +9,13 @@ moment `annopipe tag` sees either the old model or the new one.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from annopipe.atomic import atomic_path, write_text
 from annopipe.errors import AnnopipeError
 
 TASKS = ("ner", "relations", "paragraphs")
@@ -95,10 +95,7 @@ class Registry:
 
     def promote(self, task: str, version: str) -> ModelVersion:
         chosen = self.get(task, version)
-        pointer = self.root / task / "CURRENT"
-        tmp = pointer.with_name("CURRENT.partial")
-        tmp.write_text(version + "\n")
-        tmp.replace(pointer)
+        write_text(self.root / task / "CURRENT", version + "\n")
         return chosen
 
     @contextmanager
@@ -106,15 +103,10 @@ class Registry:
         """A version name and a folder to write it into; it becomes visible only if the block finishes."""
         version = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{tag}"
         final = self.root / _checked(task) / version
-        tmp = final.with_name(f".{version}.partial")
-        tmp.mkdir(parents=True)
-        try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(final) as tmp:
+            tmp.mkdir()
             yield version, tmp
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        missing = [name for name in REQUIRED if not (tmp / name).exists()]
-        if missing:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise AnnopipeError(f"training wrote no {', '.join(missing)}; nothing was registered")
-        tmp.replace(final)
+            missing = [name for name in REQUIRED if not (tmp / name).exists()]
+            if missing:
+                raise AnnopipeError(f"training wrote no {', '.join(missing)}; nothing was registered")

@@ -19,7 +19,6 @@ import copy
 import json
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
+from annopipe.atomic import atomic_path
 from annopipe.errors import AnnopipeError
 from annopipe.nlp.paragraphs import MODEL_CARD, PooledClassifier, marker_positions, sequence_logits
 
@@ -281,11 +281,14 @@ def fine_tune(
 def save_classifier(result: FitResult, out_dir: Path, task: str, extra: dict | None = None) -> Path:
     """Weights, tokenizer and annopipe.json into `out_dir`, written beside it first and then moved
     into place, so a crash never leaves a half-written model where a loader would find it."""
-    out_dir = Path(out_dir)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    result.model.save_pretrained(partial)
-    result.tokenizer.save_pretrained(partial)
+    with atomic_path(Path(out_dir)) as partial:
+        result.model.save_pretrained(partial)
+        result.tokenizer.save_pretrained(partial)
+        _write_card(result, partial, task, extra)
+    return Path(out_dir)
+
+
+def _write_card(result: FitResult, folder: Path, task: str, extra: dict | None) -> None:
     card = {
         "task": task,
         "labels": result.labels,
@@ -298,8 +301,4 @@ def save_classifier(result: FitResult, out_dir: Path, task: str, extra: dict | N
         "train_seconds": result.seconds,
         **(extra or {}),
     }
-    (partial / MODEL_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.replace(out_dir)
-    return out_dir
+    (folder / MODEL_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

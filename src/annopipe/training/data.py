@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from annopipe.atomic import atomic_path
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
 from annopipe.records import Record, check_record
@@ -133,20 +134,20 @@ def save(data: TrainingData, folder: Path, span_labels: list[str], relation_labe
     target = folder / data.hash
     if (target / "manifest.json").exists():
         return target
-    tmp = folder / f".{data.hash}.partial"
-    tmp.mkdir(parents=True, exist_ok=True)
-    to_dataset_dict(data).save_to_disk(str(tmp / "dataset"))
-    nlp = spacy.blank("en")
-    for name, records in data.splits.items():
-        DocBin(docs=(ner_doc(nlp, r) for r in records)).to_disk(tmp / f"ner-{name}.spacy")
-    manifest = {
-        "hash": data.hash, "seed": data.seed,
-        "documents": {name: sorted({r.doc_id for r in records}) for name, records in data.splits.items()},
-        "counts": {name: {part: dict(c) for part, c in parts.items()} for name, parts in data.counts().items()},
-        "warnings": data.warnings(span_labels, relation_labels, paragraph_labels),
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(target)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        to_dataset_dict(data).save_to_disk(str(tmp / "dataset"))
+        nlp = spacy.blank("en")
+        for name, records in data.splits.items():
+            DocBin(docs=(ner_doc(nlp, r) for r in records)).to_disk(tmp / f"ner-{name}.spacy")
+        manifest = {
+            "hash": data.hash, "seed": data.seed,
+            "documents": {name: sorted({r.doc_id for r in records}) for name, records in data.splits.items()},
+            "counts": {name: {part: dict(c) for part, c in parts.items()} for name, parts in data.counts().items()},
+            "warnings": data.warnings(span_labels, relation_labels, paragraph_labels),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return target
 
 
