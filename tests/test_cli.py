@@ -136,3 +136,10 @@ def test_help_is_available_everywhere(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+def test_version_is_printed_on_request():
+    import importlib.metadata
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout == f"annopipe {importlib.metadata.version('annopipe')}\n"

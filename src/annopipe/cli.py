@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,20 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        print(f"annopipe {importlib.metadata.version('annopipe')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print annopipe's version and exit.")] = False,
+) -> None:
+    """Political-analysis briefs to corrected, machine-readable knowledge."""
 
 ConfigOption = Annotated[
     Path | None,
