@@ -226,7 +226,7 @@ def conll_spans(conll: str) -> list[tuple[str, str]]:
     spans: list[tuple[str, list[str]]] = []
     for line in conll.splitlines():
         token, _, tag = line.partition("\t")
-        if line.startswith("#") or not tag or tag == "O":
+        if line.startswith(("#", "-DOCSTART-")) or not tag or tag == "O":
             continue
         if tag.startswith("I-") and spans and spans[-1][0] == tag[2:]:
             spans[-1][1].append(token)

@@ -44,7 +44,7 @@ def as_imported(record: Record, fmt: str) -> Record:
 def round_trip(records: list[Record], fmt: str, directory: Path) -> list[Record]:
     path = directory / f"out.{fmt}"
     assert export_records(iter(records), fmt, path) == len(records)
-    assert not path.with_name(path.name + ".partial").exists()
+    assert [p.name for p in directory.iterdir()] == [path.name]  # no temporary left behind
     return import_records(path, fmt)
 
 
@@ -137,11 +137,88 @@ def test_malformed_line_names_file_and_line(fmt, tmp_path):
         import_records(path, fmt)
 
 
-def test_conll_without_text_comment_names_the_block(tmp_path):
+def gold_entities(record: Record) -> list[tuple[str, str]]:
+    """(label, text without whitespace) of each gold span in text order: what a token-based reader can see."""
+    return [(s.label, "".join(s.text.split())) for s in sorted(record.spans, key=lambda s: s.start)]
+
+
+def test_spacys_conll_converter_reads_exactly_our_entities(tmp_path):
+    """`spacy convert -c ner` runs this converter: our id lines become one-token docs with no entity."""
+    from spacy.training.converters import conll_ner_to_docs
+
+    path = tmp_path / "gold.conll"
+    export_records(GOLD, "conll", path)
+    docs = list(conll_ner_to_docs(path.read_text(encoding="utf-8"), n_sents=1, no_print=True))
+    id_docs = [d for d in docs if [t.text for t in d] == ["-DOCSTART-"]]
+    paragraphs = [d for d in docs if [t.text for t in d] != ["-DOCSTART-"]]
+    assert len(id_docs) == len(paragraphs) == len(GOLD) and not any(d.ents for d in id_docs)
+    for record, doc in zip(GOLD, paragraphs, strict=True):
+        assert "".join(t.text for t in doc) == "".join(record.text.split())
+        assert [(e.label_, "".join(t.text for t in e)) for e in doc.ents] == gold_entities(record)
+    assert sum(len(d.ents) for d in docs) == sum(len(r.spans) for r in GOLD) > 1000
+
+
+def test_datasets_conll_builder_reads_exactly_our_entities_decoded_as_seqeval_does(tmp_path):
+    """The `conll` builder that ships with `datasets` (no network); it skips `-DOCSTART-` lines."""
+    import datasets
+
+    from annopipe.public_data import bio_entities
+
+    path = tmp_path / "gold.conll"
+    export_records(GOLD, "conll", path)
+    rows = datasets.load_dataset("conll", data_files=str(path), column_names=["tokens", "ner_tags"],
+                                 cache_dir=str(tmp_path / "hf"), split="train")
+    assert len(rows) == len(GOLD)
+    for record, row in zip(GOLD, rows, strict=True):
+        tokens = row["tokens"]
+        assert "".join(tokens) == "".join(record.text.split())
+        entities = [(label, "".join(tokens[first : last + 1])) for first, last, label in bio_entities(row["ner_tags"])]
+        assert entities == gold_entities(record)
+
+
+def test_conll_id_line_is_one_column_of_ascii_json(tmp_path):
+    """Spaces, line separators and tabs in the text are escaped, so whitespace-splitting readers see 3 columns."""
+    text = "Modi\u2028met\tIshiba \u00a0in Tokyo."
+    original = record(text=text, spans=[span("Modi", "PERSON", text=text)])
+    path = tmp_path / "out.conll"
+    export_records([original], "conll", path)
+    lines = path.read_bytes().split(b"\n")
+    assert lines[0].isascii() and lines[0].split()[0] == b"-DOCSTART-" and len(lines[0].split()) == 3
+    assert lines[1:4] == [b"", b"Modi\tB-PERSON", b"met\tO"]
+    assert import_records(path, "conll") == [as_imported(original, "conll")]
+
+
+def test_conll_in_the_older_comment_layout_still_reads(tmp_path):
+    path = tmp_path / "old.conll"
+    path.write_text('# doc_id = d\n# paragraph_id = d:3\n# start = 10\n# end = 30\n# source = "a.txt"\n'
+                    '# label = DIPLOMACY\n# text = "Modi met\\r\\nIshiba."\n'
+                    'Modi\tB-PERSON\nmet\tO\nIshiba\tB-PERSON\n.\tO\n\n'
+                    '# doc_id = e\n# text = "Tokyo"\nTokyo\tB-GPE\n', encoding="utf-8")
+    first, second = import_records(path, "conll")
+    assert (first.paragraph_id, first.start, first.source) == ("d:3", 10, "a.txt")
+    assert first.label == ParagraphLabel("DIPLOMACY")
+    assert first.text == "Modi met\r\nIshiba." and [s.text for s in first.spans] == ["Modi", "Ishiba"]
+    assert (second.doc_id, second.spans) == ("e", [Span(0, 5, "GPE", "Tokyo")])
+
+
+@pytest.mark.parametrize(("content", "line", "message"), [
+    ("-DOCSTART-\t{\"text\":\"Modi\"}\tO\n\nModi\tB-PERSON\n\n-DOCSTART- -X- -X- O\n", 5,
+     r"the -DOCSTART- line carries no ids and text"),
+    ("Modi\tB-PERSON\n", 1, r"no -DOCSTART- line or '# text = \.\.\.' comment before the tokens"),
+    ('# text = "Modi"\nModi\tB-PERSON\n\nModi\tB-PERSON\n', 4, r"no -DOCSTART- line or '# text = \.\.\.' comment"),
+    ("-DOCSTART-\t{\"text\":\"Modi\"}\tO\n\nModi\tB-PERSON\nIshiba\tO\n", 1, r"token 'Ishiba' is not the next word"),
+])
+def test_conll_error_names_the_first_line_of_its_paragraph(content, line, message, tmp_path):
     path = tmp_path / "in.conll"
-    path.write_text("# text = \"Modi\"\nModi\tB-PERSON\n\n-DOCSTART-\tO\n", encoding="utf-8")
-    with pytest.raises(AnnopipeError, match=r"in.conll:4: .*no '# text = \.\.\.' comment"):
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(AnnopipeError, match=rf"in.conll:{line}: .*{message}"):
         import_records(path, "conll")
+
+
+def test_conll_refuses_a_token_that_reads_as_a_document_boundary(tmp_path):
+    text = "See -DOCSTART- here."
+    with pytest.raises(AnnopipeError, match=r"d:3: token '-DOCSTART-' at offset 4 would read as a document boundary"):
+        export_records([record(text=text)], "conll", tmp_path / "out.conll")
 
 
 def test_unreadable_spacy_file_is_an_error(tmp_path):

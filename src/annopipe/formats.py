@@ -11,8 +11,13 @@ one-paragraph document.
 - prodigy: Prodigy's task JSONL (tokens, spans, relations, `accept`), our ids under `meta`.
 - spacy: a binary DocBin; spans as `doc.ents`, the label in `doc.cats`, relations and ids in
   `doc.user_data["annopipe"]`. Spans must fall on spaCy token boundaries.
-- conll: token-per-line IOB2 with `# key = value` comments for ids and text. No relations and no
-  model versions; spans must fall on token boundaries.
+- conll: plain NER CoNLL, `token<TAB>IOB2-tag` for the non-space tokens, one sentence per paragraph,
+  each opened by `-DOCSTART-<TAB>{ids, label and text as JSON}<TAB>O` and a blank line. CoNLL-2003
+  readers (`datasets`' conll builder among them) skip `-DOCSTART-` lines; spaCy's `convert -c ner`,
+  which splits documents only at its exact `-DOCSTART- -X- O O`, reads the line as a one-token
+  sentence tagged O, so neither sees an entity that is not ours. (A sidecar file would hide the ids
+  from spaCy as well, but an export stays one file.) No relations and no model versions; spans must fall
+  on token boundaries. Files in the older `# key = value` layout still read.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from annopipe.atomic import atomic_path
 from annopipe.doccano.convert import META_KEYS, dumps_jsonl, parse_relation_example, to_relation_example
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
@@ -40,8 +46,10 @@ FORMATS = ("doccano", "prodigy", "spacy", "conll")
 _Entry = TypeVar("_Entry")
 
 _CONLL_FIELDS = ("doc_id", "paragraph_id", "paragraph_hash", "kind", "start", "end", "source", "label", "text")
+_CONLL_DOCSTART = "-DOCSTART-"
 _CONLL_JSON_FIELDS = ("source", "text")
-"""Free-text comment values are JSON strings, so newlines and tabs in them survive one comment line."""
+"""In the older `# key = value` layout, free-text values are JSON strings, so newlines and tabs in them
+survive one comment line."""
 
 
 def export_records(records: Iterable[Record], fmt: str, path: Path) -> int:
@@ -59,9 +67,8 @@ def export_records(records: Iterable[Record], fmt: str, path: Path) -> int:
         if problems:
             raise AnnopipeError(f"{record.paragraph_id}: cannot export ({problems[0]}); fix the record first")
     data = writer(batch)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     return len(batch)
 
 
@@ -307,25 +314,47 @@ def _read_spacy(data: bytes, path: Path) -> list[Record]:
 # --- CoNLL ----------------------------------------------------------------------------------------
 
 
+def _conll_meta(record: Record) -> str:
+    """The ids, label and text as one JSON column: ASCII only and with every space escaped, so no
+    reader splits it and no line-ending convention breaks it.
+    """
+    values = {**record.to_dict(), "label": record.label.label if record.label else None}
+    meta = {key: values[key] for key in _CONLL_FIELDS if values[key] is not None}
+    return json.dumps(meta, ensure_ascii=True, separators=(",", ":")).replace(" ", "\\u0020")
+
+
 def _to_conll(record: Record) -> str:
-    """One paragraph block: `# key = value` comments, then `token<TAB>IOB2-tag` lines for the non-space
-    tokens. Relations and model versions have no place in CoNLL and are dropped.
+    """One paragraph: the `-DOCSTART-` line with our ids, a blank line, then `token<TAB>IOB2-tag` lines
+    for the non-space tokens. The blank line keeps the id line a sentence of its own in spaCy's
+    converter, which would otherwise take the JSON for its tag. Relations and model versions have no
+    place in CoNLL and are dropped.
     """
     doc = _aligned_doc(record, "conll")
-    values = {**record.to_dict(), "label": record.label.label if record.label else None}
-    comments = [
-        f"# {key} = {json.dumps(values[key], ensure_ascii=False) if key in _CONLL_JSON_FIELDS else values[key]}"
-        for key in _CONLL_FIELDS if values[key] is not None
-    ]
-    tokens = [f"{t.text}\t{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else f"{t.text}\tO" for t in doc if not t.is_space]
-    return "\n".join(comments + tokens) + "\n"
+    tokens = [t for t in doc if not t.is_space]
+    for token in tokens:
+        if token.text.startswith(_CONLL_DOCSTART):
+            raise AnnopipeError(
+                f"{record.paragraph_id}: token {token.text!r} at offset {token.idx} would read as a document "
+                "boundary in every CoNLL reader; export to doccano, prodigy or spacy instead"
+            )
+    lines = [f"{t.text}\t{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else f"{t.text}\tO" for t in tokens]
+    return "\n".join([f"{_CONLL_DOCSTART}\t{_conll_meta(record)}\tO", "", *lines]) + "\n"
 
 
-def _from_conll(lines: list[str]) -> Record:
-    """A record from one block; offsets come from finding each token in `# text`, left to right.
-
-    An `I-` tag that continues no span starts one, as conlleval reads IOB1 files.
+def _conll_header(lines: list[str]) -> tuple[dict, int]:
+    """The metadata of one paragraph and where its tokens start: a `-DOCSTART-` line carrying JSON, or
+    the `# key = value` comments that files written before it carry.
     """
+    if lines[0].startswith(_CONLL_DOCSTART):
+        fields = lines[0].split()
+        try:
+            meta = json.loads(fields[1]) if len(fields) == 3 else None
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict) or not isinstance(meta.get("text"), str):
+            raise ValueError(f"the {_CONLL_DOCSTART} line carries no ids and text (expected "
+                             f"'{_CONLL_DOCSTART}<TAB>{{JSON}}<TAB>O'); annopipe needs them to restore offsets")
+        return meta, 1
     meta: dict = {}
     body = 0
     while body < len(lines) and lines[body].startswith("# "):
@@ -333,7 +362,18 @@ def _from_conll(lines: list[str]) -> Record:
         meta[key] = json.loads(value) if key in _CONLL_JSON_FIELDS else int(value) if key in ("start", "end") else value
         body += 1
     if "text" not in meta:
-        raise ValueError("no '# text = ...' comment before the tokens; annopipe needs it to restore offsets")
+        raise ValueError(f"no {_CONLL_DOCSTART} line or '# text = ...' comment before the tokens; annopipe "
+                         "needs the text to restore offsets")
+    return meta, body
+
+
+def _from_conll(lines: list[str]) -> Record:
+    """A record from one paragraph's lines (header first); offsets come from finding each token in the
+    text, left to right.
+
+    An `I-` tag that continues no span starts one, as conlleval reads IOB1 files.
+    """
+    meta, body = _conll_header(lines)
     text, cursor, spans, open_label = meta["text"], 0, [], None
     for line in lines[body:]:
         token, tab, tag = line.partition("\t")
@@ -358,19 +398,30 @@ def _write_conll(records: list[Record]) -> bytes:
     return "\n".join(_to_conll(r) for r in records).encode("utf-8")
 
 
+def _conll_blocks(text: str) -> list[tuple[int, list[str]]]:
+    """Each paragraph's non-blank lines, with the number of its first line. A paragraph starts at a
+    `-DOCSTART-` line and runs to the next (blank lines in it are sentence breaks for other readers);
+    in the older layout it starts at a run of `# ` comments and ends at a blank line.
+    """
+    blocks: list[tuple[int, list[str]]] = []
+    taking = False  # whether the last block takes the next non-blank line
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            taking = taking and blocks[-1][1][0].startswith(_CONLL_DOCSTART)
+            continue
+        if (not taking or line.startswith(_CONLL_DOCSTART)
+                or line.startswith("# ") and not blocks[-1][1][-1].startswith("# ")):
+            blocks.append((number, []))
+            taking = True
+        blocks[-1][1].append(line)
+    return blocks
+
+
 def _read_conll(data: bytes, path: Path) -> list[Record]:
-    """Blocks separated by blank lines; an error names the line where its block starts."""
-    records: list[Record] = []
-    block: list[str] = []
-    first = 0
-    for number, line in enumerate([*_decoded(data, path).split("\n"), ""], 1):
-        if line.strip():
-            first = first if block else number
-            block.append(line.rstrip("\r"))
-        elif block:
-            records.append(_parsed(_from_conll, block, f"{path}:{first}", "conll"))
-            block = []
-    return records
+    """An error names the line where its paragraph starts."""
+    blocks = _conll_blocks(_decoded(data, path))
+    return [_parsed(_from_conll, lines, f"{path}:{first}", "conll") for first, lines in blocks]
 
 
 _WRITERS: dict[str, Callable[[list[Record]], bytes]] = {
