@@ -1,5 +1,10 @@
 """The project configuration (`configs/annopipe.yaml`), typed and checked on load.
 
+A pip-installed annopipe runs from any folder: without --config it takes $ANNOPIPE_CONFIG, else the
+project's ./configs/annopipe.yaml, else ./annopipe.yaml (what `annopipe init` writes), else the
+default shipped inside the package (`annopipe/defaults/`), whose model registry is ./models in the
+current folder, never inside site-packages.
+
 Every label used anywhere (label map, entity-ruler patterns, relation rules, paragraph labels)
 is checked against the declared label sets here, so a typo fails at start-up with the file and the
 label named instead of silently producing nothing. Secrets never live in this file: anything
@@ -16,9 +21,15 @@ from typing import Any
 
 import yaml
 
+from annopipe import atomic
 from annopipe.errors import AnnopipeError
 
-DEFAULT_CONFIG = Path("configs/annopipe.yaml")
+PROJECT_CONFIG = Path("configs/annopipe.yaml")
+INIT_CONFIG = Path("annopipe.yaml")
+SHIPPED_DIR = Path(__file__).parent / "defaults"
+SHIPPED_CONFIG = SHIPPED_DIR / INIT_CONFIG.name
+# What `annopipe init` copies: the config and the files it names.
+SHIPPED_FILES = (SHIPPED_CONFIG.name, "topics.jsonl", "relation_rules.yaml")
 
 
 @dataclass(frozen=True)
@@ -66,11 +77,11 @@ class Config:
     registry: Path = Path("models")
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, missing: str) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AnnopipeError(f"{path}: config file not found; pass --config or run from the project root") from None
+        raise AnnopipeError(f"{path}: {missing}") from None
     except yaml.YAMLError as err:
         raise AnnopipeError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
 
@@ -111,10 +122,38 @@ def _check_labels(used: list[str], known: list[str], what: str, where: Path) -> 
             )
 
 
+def config_path(path: Path | None = None) -> Path:
+    """The config to use: `path`, $ANNOPIPE_CONFIG, ./configs/annopipe.yaml, ./annopipe.yaml, the shipped default.
+
+    A path that was named (argument or environment) is returned even if missing, so that a typo is
+    reported instead of silently falling back to another config.
+    """
+    named = path or os.environ.get("ANNOPIPE_CONFIG")
+    if named:
+        return Path(named)
+    return next((candidate for candidate in (PROJECT_CONFIG, INIT_CONFIG) if candidate.is_file()), SHIPPED_CONFIG)
+
+
+def write_default_config(folder: Path, overwrite: bool = False) -> list[Path]:
+    """Copy the shipped default config and the files it names into `folder`, to edit; returns what was written.
+
+    Existing files are refused (all checked before anything is written) unless `overwrite`, so that
+    `init` never destroys a project's edited rules.
+    """
+    targets = [folder / name for name in SHIPPED_FILES]
+    for target in targets:
+        if target.exists() and not overwrite:
+            raise AnnopipeError(f"{target}: already exists; edit it, or pass --force to replace it with the default")
+    folder.mkdir(parents=True, exist_ok=True)
+    for target in targets:
+        atomic.write_text(target, (SHIPPED_DIR / target.name).read_text(encoding="utf-8"))
+    return targets
+
+
 def load_config(path: Path | None = None) -> Config:
-    """Load and check the config; `path` defaults to $ANNOPIPE_CONFIG, then ./configs/annopipe.yaml."""
-    path = Path(path or os.environ.get("ANNOPIPE_CONFIG") or DEFAULT_CONFIG)
-    data = _read_yaml(path)
+    """Load and check the config that `config_path` picks."""
+    path = config_path(path)
+    data = _read_yaml(path, "config file not found; `annopipe init` writes one to edit")
     if not isinstance(data, dict):
         raise AnnopipeError(f"{path}: expected a mapping of settings at the top level")
     base = path.parent
@@ -130,7 +169,7 @@ def load_config(path: Path | None = None) -> Config:
     rel_data = _section(data, "relations", path)
     rel_labels = list(_require(rel_data.get("labels"), "relations.labels", path))
     rules_path = base / _require(rel_data.get("rules"), "relations.rules", path)
-    rules_data = _read_yaml(rules_path) or {}
+    rules_data = _read_yaml(rules_path, "rules file not found (named in the config)") or {}
     rules = list(rules_data.get("rules") or [])
     for rule in rules:
         for key in ("name", "label", "pattern", "actor", "target"):
@@ -167,5 +206,7 @@ def load_config(path: Path | None = None) -> Config:
         collaborative=bool(doc_data.get("collaborative", DoccanoConfig.collaborative)),
         task_timeout_s=float(doc_data.get("task_timeout_s", DoccanoConfig.task_timeout_s)),
     )
-    registry = base / str(data.get("registry", "../models"))
+    # The shipped default lives in site-packages, which is no place for trained models.
+    registry_base = Path() if path.resolve() == SHIPPED_CONFIG.resolve() else base
+    registry = registry_base / str(data.get("registry", "../models"))
     return Config(path, span_labels, ner, relations, paragraphs, batch_size, doccano, registry)
