@@ -42,7 +42,7 @@ from annopipe.doccano.server import LocalServer, free_port
 from annopipe.doccano.sync import LABELS_PROJECT, SPANS_PROJECT, find_projects, pull, push
 from annopipe.documents import read_document
 from annopipe.evaluation import evaluate, read_gold
-from annopipe.nlp.pipeline import Tagger
+from annopipe.nlp.pipeline import Predictor
 from annopipe.records import Record
 from annopipe.registry import Registry
 from annopipe.store import Store
@@ -140,7 +140,7 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
     hidden_gold = [g for g in gold.values() if g.doc_id in hidden_ids]
 
     store = Store.in_workspace(workdir / "ws")
-    zero = Tagger(config)
+    zero = Predictor(config)
     pool_records = list(tagging.tag(pool, zero, store, tagging.Report()))
     before = scores(config, zero([g.paragraph() for g in hidden_gold]), hidden_gold)
     assert not push(admin, store, config, pool_records).problems
@@ -165,7 +165,7 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
                              max_epochs=max_epochs)
         outcomes[task] = {"version": outcome.version, "dev": outcome.candidate, "dev_in_use": outcome.current,
                           "promoted": outcome.promoted, "seconds": outcome.metrics["fit_seconds"]}
-    after = scores(config, Tagger(config)([g.paragraph() for g in hidden_gold]), hidden_gold)
+    after = scores(config, Predictor(config)([g.paragraph() for g in hidden_gold]), hidden_gold)
     return {"held_out_briefs": [p.name for p in hidden], "held_out_paragraphs": len(hidden_gold),
             "annotated_paragraphs": len(pool_records), "annotator_edits": dict(effort), "trained": outcomes,
             "held_out_before": before, "held_out_after": after, "seconds": round(time.perf_counter() - started, 1)}

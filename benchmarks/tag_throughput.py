@@ -24,7 +24,7 @@ import spacy
 
 from annopipe.config import load_config
 from annopipe.documents import read_document
-from annopipe.nlp.pipeline import Tagger
+from annopipe.nlp.pipeline import Predictor
 from annopipe.records import write_jsonl
 from annopipe.store import Store
 from annopipe.tagging import Report, tag
@@ -71,7 +71,7 @@ def main() -> None:
         baseline = time.perf_counter() - started
 
         started = time.perf_counter()
-        tagger = Tagger(load_config(ROOT / "configs" / "annopipe.yaml"))
+        tagger = Predictor(load_config(ROOT / "configs" / "annopipe.yaml"))
         tagger.load()
         ours_load = time.perf_counter() - started
         store = Store.in_workspace(tmp_path / "workspace")

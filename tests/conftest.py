@@ -15,9 +15,9 @@ SAMPLES = ROOT / "corpora" / "samples"
 @pytest.fixture(scope="session")
 def tagger():
     from annopipe.config import load_config
-    from annopipe.nlp.pipeline import Tagger
+    from annopipe.nlp.pipeline import Predictor
 
-    tagger = Tagger(load_config(ROOT / "configs" / "annopipe.yaml"))
+    tagger = Predictor(load_config(ROOT / "configs" / "annopipe.yaml"))
     tagger.load()
     return tagger
 

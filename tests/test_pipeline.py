@@ -48,7 +48,7 @@ def test_replayed_greedy_decoder_finds_exactly_spacys_entities(tagger):
     reference = spacy.load(tagger.config.ner.model)
     expected = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in reference.pipe(texts)]
     docs = list(tagger.nlp.pipe(texts, disable=["ner"]))
-    assert [[e[:3] for e in ents] for ents in greedy_entities(tagger.ner.ner, docs)] == expected
+    assert [[e[:3] for e in ents] for ents in greedy_entities(tagger.model("ner").ner, docs)] == expected
 
 
 def test_base_labels_are_mapped_and_unmapped_ones_dropped(seed_records):

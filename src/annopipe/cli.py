@@ -18,7 +18,9 @@ from annopipe import atomic
 from annopipe.config import Config, load_config
 from annopipe.errors import AnnopipeError
 from annopipe.records import Record, write_jsonl
+from annopipe.registry import Registry
 from annopipe.store import Store
+from annopipe.tasks import NAMES, TASKS, chosen_versions, spec_of
 from annopipe.tagging import Report
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ def _main(
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Project config (default: $ANNOPIPE_CONFIG, else configs/annopipe.yaml)."),
+    typer.Option("--config", "-c", help="Project config (default: $ANNOPIPE_CONFIG, else ./configs/annopipe.yaml, "
+                 "else ./annopipe.yaml, else the built-in default with its model registry in ./models)."),
 ]
 WorkspaceOption = Annotated[
     Path,
@@ -145,10 +148,10 @@ def tag(
     tagged by the same model version are reused, not tagged again.
     """
     from annopipe import tagging
-    from annopipe.nlp.pipeline import Tagger
+    from annopipe.nlp.pipeline import Predictor
 
     with _user_errors():
-        tagger = Tagger(load_config(config))
+        tagger = Predictor(load_config(config))
         store = Store.in_workspace(workspace)
         report = Report()
         with _file_progress("tagging") as (progress, task):
@@ -198,7 +201,7 @@ def evaluate(
             raise AnnopipeError("CrossRE's 17 relation labels are not the project's, so its models cannot tag it: "
                                 "pass --predictions FILE (benchmarks/crossre_relations.py --predictions writes one)")
         else:
-            predicted, models = _tag_gold(cfg, gold_records, _chosen_versions(cfg, version or []))
+            predicted, models = _tag_gold(cfg, gold_records, chosen_versions(Registry(cfg.registry), version or []))
         scores = (score_public(dataset, gold_records, predicted) if dataset is not None
                   else score(gold_records, predicted, cfg.relations.symmetric))
         metrics = {"gold": source, "models": models, **scores}
@@ -208,22 +211,10 @@ def evaluate(
     console.print(f"metrics written to {output}", highlight=False)
 
 
-def _chosen_versions(cfg: Config, choices: list[str]) -> dict:
-    from annopipe.registry import TASKS, Registry
-
-    registry, chosen = Registry(cfg.registry), {}
-    for choice in choices:
-        task, _, name = choice.partition("=")
-        if task not in TASKS or not name:
-            raise AnnopipeError(f"--version {choice!r}: write TASK=VERSION with TASK one of {', '.join(TASKS)}")
-        chosen[task] = None if name == "zero" else registry.get(task, name)
-    return chosen
-
-
 def _tag_gold(cfg: Config, gold: list[Record], active: dict) -> tuple[dict[str, Record], dict[str, str]]:
-    from annopipe.nlp.pipeline import Tagger
+    from annopipe.nlp.pipeline import Predictor
 
-    tagger = Tagger(cfg, active)
+    tagger = Predictor(cfg, active)
     paragraphs = [r.paragraph() for r in gold]
     with console.status(f"tagging {len(paragraphs)} gold paragraphs"):
         records = tagger(paragraphs)
@@ -248,6 +239,27 @@ def _print_metrics(metrics: dict) -> None:
             f"over {metrics['paragraphs_evaluated']} paragraphs",
             highlight=False,
         )
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Where to write it (created if missing).")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Replace config files that are already there.")] = False,
+) -> None:
+    """Write the built-in config (annopipe.yaml and the patterns and rules it names) into FOLDER, to edit.
+
+    Run from FOLDER, annopipe finds ./annopipe.yaml by itself; from elsewhere, pass --config or set
+    $ANNOPIPE_CONFIG. Trained models go to FOLDER/models.
+    """
+    from annopipe.config import write_default_config
+
+    with _user_errors():
+        written = write_default_config(folder, overwrite=force)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    config = written[0].resolve()
+    console.print(f"edit {written[0]}; annopipe uses it when run in {config.parent}, or anywhere with "
+                  f"--config {config} or ANNOPIPE_CONFIG={config}", highlight=False, soft_wrap=True)
 
 
 # -- doccano: corrections in, gold out -------------------------------------------------------------
@@ -358,11 +370,11 @@ def doccano_add_member(
 
 def _pushed_records(paths: list[Path], documents: list[str], cfg: Config, store: Store) -> list[Record]:
     from annopipe import tagging
-    from annopipe.nlp.pipeline import Tagger
+    from annopipe.nlp.pipeline import Predictor
 
     if not paths and not documents:
         raise AnnopipeError("name the briefs to push (files or folders) or stored documents with --document")
-    tagger, report = Tagger(cfg), Report()
+    tagger, report = Predictor(cfg), Report()
     records = list(tagging.tag(paths, tagger, store, report)) if paths else []
     records += tagging.tag_documents(store.documents(documents), tagger, store, report)
     for problem in report.problems:
@@ -545,7 +557,7 @@ def data_build(
 
 @app.command("train")
 def train_model(
-    task: Annotated[str, typer.Argument(help="ner, relations or paragraphs.")],
+    task: Annotated[str, typer.Argument(help=f"One of {NAMES}.")],
     gold: GoldOption = None,
     seed: SeedOption = 0,
     margin: Annotated[float, typer.Option(help="Promote only if dev F1 beats the current model by more.")] = 0.0,
@@ -555,12 +567,10 @@ def train_model(
 ) -> None:
     """Fine-tune a model on the gold annotations, register the version, and promote it only if it
     beats the model in use on the dev split."""
-    from annopipe.registry import Registry
     from annopipe.training import runs
 
     with _user_errors():
-        if task not in runs.FITTERS:
-            raise AnnopipeError(f"unknown task {task!r}; use one of {', '.join(runs.FITTERS)}")
+        spec_of(task)
         cfg = load_config(config)
         data = _training_data(cfg, workspace, gold, seed)
         runs.check_trainable(task, data)
@@ -585,8 +595,6 @@ def train_model(
 @models_app.command("list")
 def models_list(config: ConfigOption = None) -> None:
     """Every registered version per task, with its dev score; the one in use is marked."""
-    from annopipe.registry import TASKS, Registry
-
     with _user_errors():
         registry = Registry(load_config(config).registry)
         table = Table(title=f"models in {registry.root}", title_justify="left")
@@ -608,12 +616,11 @@ def models_list(config: ConfigOption = None) -> None:
 
 @models_app.command("promote")
 def models_promote(
-    task: Annotated[str, typer.Argument(help="ner, relations or paragraphs.")],
+    task: Annotated[str, typer.Argument(help=f"One of {NAMES}.")],
     version: Annotated[str, typer.Argument(help="A version from `annopipe models list`.")],
     config: ConfigOption = None,
 ) -> None:
     """Make a registered version the one `annopipe tag` uses (atomic: tagging sees the old or the new one)."""
-    from annopipe.registry import Registry
 
     with _user_errors():
         Registry(load_config(config).registry).promote(task, version)
@@ -627,7 +634,6 @@ def models_diff(
     config: ConfigOption = None,
 ) -> None:
     """Per-label dev metrics of two versions side by side."""
-    from annopipe.registry import Registry
 
     with _user_errors():
         registry = Registry(load_config(config).registry)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from annopipe.atomic import atomic_path, write_text
 from annopipe.errors import AnnopipeError
+from annopipe.tasks import TASKS, spec_of
 
-TASKS = ("ner", "relations", "paragraphs")
 REQUIRED = ("meta.json", "metrics.json", "model")
 
 
@@ -41,10 +41,8 @@ class ModelVersion:
         return json.loads((self.path / "metrics.json").read_text())
 
 
-def _checked(task: str) -> str:
-    if task not in TASKS:
-        raise AnnopipeError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-    return task
+def _checked(name: str) -> str:
+    return spec_of(name).name
 
 
 class Registry:

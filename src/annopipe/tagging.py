@@ -13,7 +13,7 @@ from pathlib import Path
 
 from annopipe.documents import Document, Paragraph, collect_inputs, read_document
 from annopipe.errors import AnnopipeError
-from annopipe.nlp.pipeline import Tagger
+from annopipe.nlp.pipeline import Predictor
 from annopipe.records import Record
 from annopipe.store import Store
 
@@ -70,13 +70,13 @@ def ingest(paths: list[Path], store: Store, report: Report, on_file: OnFile = _n
 
 
 def tag(
-    paths: list[Path], tagger: Tagger, store: Store, report: Report, on_file: OnFile = _no_progress
+    paths: list[Path], tagger: Predictor, store: Store, report: Report, on_file: OnFile = _no_progress
 ) -> Iterator[Record]:
     """Tag every paragraph of the briefs at `paths`, in input order."""
     return tag_documents(read_inputs(paths, report, on_file), tagger, store, report)
 
 
-def tag_documents(documents: Iterable[Document], tagger: Tagger, store: Store, report: Report) -> Iterator[Record]:
+def tag_documents(documents: Iterable[Document], tagger: Predictor, store: Store, report: Report) -> Iterator[Record]:
     """Tag every paragraph (reusing stored predictions of the same model version), in input order.
 
     Paragraphs are tagged in batches of the configured size across document boundaries; each

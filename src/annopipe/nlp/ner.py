@@ -12,8 +12,11 @@ match is certain by construction; how good the patterns are shows up in evaluati
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from spacy.language import Language
@@ -22,10 +25,13 @@ from spacy.tokens import Doc
 from spacy.tokens import Span as SpacySpan
 from spacy.util import filter_spans
 
-from annopipe.config import NerConfig
+from annopipe.config import Config, NerConfig
 from annopipe.documents import content_hash
 from annopipe.offsets import grapheme_boundaries
 from annopipe.records import Span
+
+if TYPE_CHECKING:
+    from annopipe.registry import ModelVersion
 
 _DROPPED_PREFIXES = {"the", "a", "an"}
 _DROPPED_SUFFIXES = {"'s", "’s", "'", "’"}
@@ -172,3 +178,20 @@ class NerTagger:
 def ner_version(config: NerConfig, model_version: str) -> str:
     settings = json.dumps([config.label_map, config.patterns], sort_keys=True)
     return f"{config.model}@{model_version}+map.{content_hash(settings)[:8]}"
+
+
+def package_version(name: str) -> str:
+    """The installed version of a spaCy pipeline package; "local" for a pipeline in a folder."""
+    try:
+        return importlib.metadata.version(name.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        return "local"
+
+
+def zero_version(config: Config) -> str:
+    return ner_version(config.ner, package_version(config.ner.model))
+
+
+def load(config: Config, version: ModelVersion | None, nlp: Language) -> NerTagger:
+    """The NER of a registered version (its spaCy pipeline is `nlp`) with the label map it was trained with."""
+    return NerTagger(replace(config.ner, label_map=version.meta["label_map"]) if version else config.ner, nlp)

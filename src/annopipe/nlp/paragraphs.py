@@ -14,7 +14,9 @@ import importlib.util
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from installed packages, never a hub
 
@@ -22,11 +24,15 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from annopipe.config import ParagraphConfig
+from annopipe.config import Config, ParagraphConfig
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
 from annopipe.records import ParagraphLabel
 
+if TYPE_CHECKING:
+    from annopipe.registry import ModelVersion
+
+ParagraphModel = Callable[[list[str]], list[ParagraphLabel | None]]
 MAX_TOKENS = 256
 CHUNK = 16  # texts per forward pass, grouped by length so padding stays small
 transformers_logging.set_verbosity_error()
@@ -99,6 +105,15 @@ class ZeroShotParagraphClassifier:
         probs = torch.softmax(similarities / self.config.temperature, dim=-1)
         best = probs.argmax(dim=-1)
         return [ParagraphLabel(self.labels[int(i)], round(float(probs[row, i]), 4)) for row, i in enumerate(best)]
+
+
+def zero_version(config: Config) -> str:
+    return paragraph_version(config.paragraphs)
+
+
+def load(config: Config, version: ModelVersion | None, nlp: object = None) -> ParagraphModel:
+    """The fine-tuned classifier of a registered version, or the zero-shot one (neither needs spaCy)."""
+    return TrainedParagraphClassifier(version.model_dir) if version else ZeroShotParagraphClassifier(config.paragraphs)
 
 
 def paragraph_version(config: ParagraphConfig) -> str:

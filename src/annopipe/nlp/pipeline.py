@@ -1,18 +1,17 @@
-"""The `Tagger`: paragraphs in, predictions out, in batches.
+"""The `Predictor`: paragraphs in, predictions out, in batches, for every task in `annopipe.tasks`.
 
 Model versions are known before any weights load (they come from package metadata and config
 hashes), so a re-run over stored paragraphs can tell what is already tagged without paying
-for model start-up.
+for model start-up. Each task's model loads on first use, through its spec; the spaCy pipeline
+of the NER version in use parses once for every task that needs a parse.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
+from typing import Any
 
 import spacy
 from spacy.language import Language
@@ -20,13 +19,9 @@ from spacy.language import Language
 from annopipe.config import Config
 from annopipe.documents import Paragraph, content_hash
 from annopipe.errors import AnnopipeError
-from annopipe.nlp.ner import NerTagger, ner_version
-from annopipe.nlp.paragraphs import ZeroShotParagraphClassifier, paragraph_version
-from annopipe.nlp.relations import RelationModel, RuleRelationExtractor
-from annopipe.records import ParagraphLabel, Record
-from annopipe.registry import TASKS, ModelVersion, Registry
-
-ParagraphModel = Callable[[list[str]], list[ParagraphLabel | None]]
+from annopipe.records import Record
+from annopipe.registry import ModelVersion, Registry
+from annopipe.tasks import TASKS
 
 
 def load_spacy(name: str) -> Language:
@@ -38,13 +33,6 @@ def load_spacy(name: str) -> Language:
         ) from None
 
 
-def _package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name.replace("_", "-"))
-    except importlib.metadata.PackageNotFoundError:
-        return "local"
-
-
 def active_models(config: Config) -> dict[str, ModelVersion | None]:
     """The promoted version of each task in the registry; None where model zero is in use."""
     registry = Registry(config.registry)
@@ -53,12 +41,8 @@ def active_models(config: Config) -> dict[str, ModelVersion | None]:
 
 def model_versions(config: Config, active: dict[str, ModelVersion | None] | None = None) -> dict[str, str]:
     active = active_models(config) if active is None else active
-    zero = {
-        "ner": lambda: ner_version(config.ner, _package_version(config.ner.model)),
-        "relations": lambda: RuleRelationExtractor.version_of(config.relations),
-        "paragraphs": lambda: paragraph_version(config.paragraphs),
-    }
-    return {task: f"{task}/{v.version}" if (v := active[task]) else zero[task]() for task in TASKS}
+    return {task: f"{task}/{v.version}" if (v := active[task]) else spec.zero_version(config)
+            for task, spec in TASKS.items()}
 
 
 def combined_version(versions: dict[str, str]) -> str:
@@ -66,8 +50,8 @@ def combined_version(versions: dict[str, str]) -> str:
     return content_hash(json.dumps(versions, sort_keys=True))
 
 
-class Tagger:
-    """NER, stance relations and paragraph labels for paragraphs; models load on first use."""
+class Predictor:
+    """Entities, stance relations and paragraph labels for paragraphs; models load on first use."""
 
     def __init__(self, config: Config, active: dict[str, ModelVersion | None] | None = None):
         """`active` overrides which registered version (None: model zero) each task uses."""
@@ -75,42 +59,23 @@ class Tagger:
         self.active = {**active_models(config), **(active or {})}
         self.versions = model_versions(config, self.active)
         self.version = combined_version(self.versions)
+        self._models: dict[str, Any] = {}
 
     @cached_property
     def nlp(self) -> Language:
+        """The parse every task shares: the spaCy pipeline of the NER version in use."""
         trained = self.active["ner"]
         return load_spacy(str(trained.model_dir) if trained else self.config.ner.model)
 
-    @cached_property
-    def ner(self) -> NerTagger:
-        trained = self.active["ner"]
-        config = replace(self.config.ner, label_map=trained.meta["label_map"]) if trained else self.config.ner
-        return NerTagger(config, self.nlp)
-
-    @cached_property
-    def relations(self) -> RelationModel:
-        rules = RuleRelationExtractor(self.config.relations, self.nlp.vocab)
-        trained = self.active["relations"]
-        if trained is None:
-            return rules
-        from annopipe.nlp.relations import TrainedRelationModel, UnionRelationModel
-
-        model = TrainedRelationModel(trained.model_dir, self.config.relations.symmetric,
-                                     self.config.relations.actor_labels)
-        return UnionRelationModel(model, rules, self.config.relations.symmetric) if trained.meta.get("with_rules") else model
-
-    @cached_property
-    def paragraphs(self) -> ParagraphModel:
-        trained = self.active["paragraphs"]
-        if trained is None:
-            return ZeroShotParagraphClassifier(self.config.paragraphs)
-        from annopipe.nlp.paragraphs import TrainedParagraphClassifier
-
-        return TrainedParagraphClassifier(trained.model_dir)
+    def model(self, task: str) -> Any:
+        if task not in self._models:
+            self._models[task] = TASKS[task].load(self.config, self.active[task], self.nlp)
+        return self._models[task]
 
     def load(self) -> None:
         """Load every model now (for timing and for failing early)."""
-        _ = self.ner, self.relations, self.paragraphs
+        for task in TASKS:
+            self.model(task)
 
     def __call__(self, paragraphs: list[Paragraph], sources: list[str] | None = None) -> list[Record]:
         """Predictions for paragraphs, computed in chunks of the configured batch size."""
@@ -121,21 +86,22 @@ class Tagger:
         return records
 
     @cached_property
-    def _encoder_thread(self) -> ThreadPoolExecutor:
+    def _beside_spacy(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="annopipe-encoder")
 
     def _tag_batch(self, paragraphs: list[Paragraph], sources: list[str]) -> list[Record]:
         texts = [p.text for p in paragraphs]
-        # The encoder (torch, which releases the GIL) runs beside spaCy instead of after it.
-        labels_future = self._encoder_thread.submit(self.paragraphs, texts)
+        records = [Record.for_paragraph(paragraph, source) for paragraph, source in zip(paragraphs, sources)]
+        # Tasks that read text only (the encoder: torch releases the GIL) run beside spaCy instead of after it.
+        early: dict[str, Future] = {
+            task: self._beside_spacy.submit(spec.predict, self.model(task), texts, None, records)
+            for task, spec in TASKS.items() if not spec.needs_parse
+        }
         docs = list(self.nlp.pipe(texts, disable=["ner"], batch_size=len(texts)))
-        spans = self.ner(docs)
-        relations = self.relations(docs, spans)
-        labels = labels_future.result()
-        records = []
-        for i, paragraph in enumerate(paragraphs):
-            record = Record.for_paragraph(paragraph, sources[i])
-            record.spans, record.relations, record.label = spans[i], relations[i], labels[i]
+        for task, spec in TASKS.items():
+            values = early[task].result() if task in early else spec.predict(self.model(task), texts, docs, records)
+            for record, value in zip(records, values):
+                setattr(record, spec.field, value)
+        for record in records:
             record.models = dict(self.versions)
-            records.append(record)
         return records

@@ -10,18 +10,25 @@ for the two parties of the last meeting or cooperation found earlier in the same
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from functools import reduce
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from spacy.matcher import DependencyMatcher
 from spacy.tokens import Doc, Token
 from spacy.vocab import Vocab
 
-from annopipe.config import RelationConfig
+from annopipe.config import Config, RelationConfig
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
 from annopipe.records import Relation, Span
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+    from annopipe.registry import ModelVersion
 
 # Dependencies along which a noun phrase names its actor: "the Chinese leader", "Russia's
 # minister", "the president of Belarus", "Chairman of PRC Xi Jinping".
@@ -439,3 +446,44 @@ class UnionRelationModel:
                     found[key] = rel
             merged.append(list(found.values()))
         return merged
+
+
+# -- composing relation models from named parts ---------------------------------------------------------
+
+RELATION_PARTS: dict[str, Callable[[RelationConfig, Vocab, Path | None], RelationModel]] = {
+    "rules": lambda config, vocab, model_dir: RuleRelationExtractor(config, vocab),
+    "trained": lambda config, vocab, model_dir: TrainedRelationModel(model_dir, config.symmetric, config.actor_labels),
+}
+"""The relation models a stored spec can name; `{"kind": "union", "parts": [...]}` combines them."""
+
+MODEL_ZERO = {"kind": "rules"}
+
+
+def build_relation_model(spec: dict, config: RelationConfig, vocab: Vocab, model_dir: Path | None = None) -> RelationModel:
+    """The relation model a spec names, the one way tagging and training build it.
+
+    `model_dir` holds the weights of a trained part.
+    """
+    if spec["kind"] == "union":
+        parts = [build_relation_model({"kind": part}, config, vocab, model_dir) for part in spec["parts"]]
+        return reduce(lambda first, second: UnionRelationModel(first, second, config.symmetric), parts)
+    if spec["kind"] not in RELATION_PARTS:
+        raise AnnopipeError(f"unknown relation model {spec['kind']!r}; known: {', '.join([*RELATION_PARTS, 'union'])}")
+    return RELATION_PARTS[spec["kind"]](config, vocab, model_dir)
+
+
+def stored_spec(meta: dict) -> dict:
+    """The spec a registered version was saved with (versions before specs saved `with_rules`)."""
+    if "relation_model" in meta:
+        return meta["relation_model"]
+    return {"kind": "union", "parts": ["trained", "rules"]} if meta.get("with_rules") else {"kind": "trained"}
+
+
+def zero_version(config: Config) -> str:
+    return RuleRelationExtractor.version_of(config.relations)
+
+
+def load(config: Config, version: ModelVersion | None, nlp: Language) -> RelationModel:
+    if version is None:
+        return build_relation_model(MODEL_ZERO, config.relations, nlp.vocab)
+    return build_relation_model(stored_spec(version.meta), config.relations, nlp.vocab, version.model_dir)

@@ -20,6 +20,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spacy.language import Language
 from spacy.pipeline import EntityRecognizer
@@ -27,14 +29,16 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import filter_spans, fix_random_seed, minibatch
 
-from annopipe.config import NerConfig
+from annopipe.config import Config, NerConfig
 from annopipe.evaluation import evaluate
 from annopipe.nlp.ner import NerTagger
 from annopipe.records import Record
-from annopipe.training.data import ner_doc
+from annopipe.tasks import OnEpoch
+from annopipe.training.data import TrainingData, ner_doc
 
-OnEpoch = Callable[[int, float, float], None]
-"""Called with (epoch, training loss, dev micro-F1) after every epoch."""
+if TYPE_CHECKING:
+    from annopipe.registry import ModelVersion
+
 
 DROPPED_MARGIN = 5.0
 """How far below their copies the output biases of dropped base labels start: a copied row ties with its
@@ -190,3 +194,36 @@ def train_ner(nlp: Language, train: list[Record], dev: list[Record], ner_plan: N
         "train_paragraphs": len(train), "rehearsal_paragraphs": len(unlabelled),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+# -- the task's spec functions (annopipe.tasks) --------------------------------------------------------
+
+
+def _score(nlp: Language, records: list[Record], ner_config: NerConfig) -> dict:
+    result = scores(nlp, records, ner_config)
+    return {"score": result["micro"]["f1"], **result}
+
+
+def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: list[str], max_epochs: int,
+        on_epoch: OnEpoch | None) -> tuple[dict, dict]:
+    """Fine-tune the base pipeline's NER with pseudo-rehearsal; save the whole pipeline to `out`."""
+    from annopipe.nlp.pipeline import load_spacy
+
+    nlp = load_spacy(config.ner.model)
+    train, dev, test = (data.splits[name] for name in ("train", "dev", "test"))
+    ner_plan = plan(train, config.ner, config.span_labels, list(nlp.get_pipe("ner").labels), rehearse=True)
+    metrics = train_ner(nlp, train, dev, ner_plan, unlabelled, seed=seed, max_epochs=max_epochs, on_epoch=on_epoch)
+    metrics["dev"] = _score(nlp, dev, ner_plan.ner_config)
+    metrics["test"] = _score(nlp, test, ner_plan.ner_config)
+    nlp.to_disk(out)
+    meta = {"base": config.ner.model, "label_map": ner_plan.ner_config.label_map,
+            "rehearsed_labels": sorted(ner_plan.rehearsed)}
+    return metrics, meta
+
+
+def score_versions(config: Config, version: ModelVersion | None, splits: list[list[Record]]) -> list[dict]:
+    from annopipe.nlp.pipeline import load_spacy
+
+    nlp = load_spacy(str(version.model_dir) if version else config.ner.model)
+    ner_config = replace(config.ner, label_map=version.meta["label_map"]) if version else config.ner
+    return [_score(nlp, records, ner_config) for records in splits]

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from annopipe.config import Config
 from annopipe.errors import AnnopipeError
 from annopipe.evaluation import label_scores
 from annopipe.nlp.paragraphs import SentenceEncoder
 from annopipe.records import Record
 from annopipe.training.classifier import Settings, fine_tune, save_classifier
+from annopipe.training.data import TrainingData
+
+if TYPE_CHECKING:
+    from annopipe.registry import ModelVersion
+    from annopipe.tasks import OnEpoch
 
 
 def _labelled(records: list[Record], labels: list[str], what: str) -> tuple[list[str], list[str]]:
@@ -99,3 +106,35 @@ def train_paragraph_model(
     save_classifier(result, Path(out_dir), "paragraphs",
                     {"figures": {k: figures[k] for k in ("dev", "ece", "examples", "seed")}})
     return figures
+
+
+# -- the task's spec functions (annopipe.tasks) --------------------------------------------------------
+
+
+def _score(model, records: list[Record]) -> dict:
+    labelled = [r for r in records if r.label]
+    predicted = model([r.text for r in labelled])
+    result = label_scores([r.label.label for r in labelled], [p.label if p else None for p in predicted])
+    return {"score": result["macro_f1"], **result}
+
+
+def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: list[str], max_epochs: int,
+        on_epoch: OnEpoch | None) -> tuple[dict, dict]:
+    """Fine-tune MiniLM from the zero-shot head on the gold paragraph labels."""
+    from annopipe.nlp.paragraphs import TrainedParagraphClassifier, encoder_path
+
+    labels = list(config.paragraphs.labels)
+    train, dev, test = (data.splits[name] for name in ("train", "dev", "test"))
+    figures = train_paragraph_model(train, dev, labels, encoder_path(config.paragraphs.encoder), out, seed=seed,
+                                    epochs=min(max_epochs, 20), descriptions=config.paragraphs.labels,
+                                    description_temperature=config.paragraphs.temperature)
+    model = TrainedParagraphClassifier(out)
+    metrics = {**figures, "dev": _score(model, dev), "test": _score(model, test)}
+    return metrics, {"labels": labels}
+
+
+def score_versions(config: Config, version: ModelVersion | None, splits: list[list[Record]]) -> list[dict]:
+    from annopipe.nlp.paragraphs import load
+
+    model = load(config, version)
+    return [_score(model, records) for records in splits]

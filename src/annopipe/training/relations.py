@@ -26,9 +26,11 @@ import random
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from annopipe.config import Config
 from annopipe.errors import AnnopipeError
 from annopipe.evaluation import evaluate
 from annopipe.nlp.relations import (
@@ -38,6 +40,7 @@ from annopipe.nlp.relations import (
     TAIL_MARKER,
     PairCandidate,
     Sentencizer,
+    build_relation_model,
     marked_example,
     pair_labels,
     related_pair_candidates,
@@ -45,6 +48,11 @@ from annopipe.nlp.relations import (
 )
 from annopipe.records import Record, Relation
 from annopipe.training.classifier import Settings, expected_calibration_error, fine_tune, save_classifier
+from annopipe.training.data import TrainingData
+
+if TYPE_CHECKING:
+    from annopipe.registry import ModelVersion
+    from annopipe.tasks import OnEpoch
 
 
 def relation_metrics(gold: list[Record], predicted: list[Record], symmetric) -> dict:
@@ -260,3 +268,44 @@ def train_relation_model(
         },
     )
     return figures
+
+
+# -- the task's spec functions (annopipe.tasks) --------------------------------------------------------
+
+
+def _score(model, nlp, records: list[Record], symmetric: list[str]) -> dict:
+    """Relation P/R/F1 from gold spans: the relation model alone, not the NER before it."""
+    docs = list(nlp.pipe([r.text for r in records]))
+    found = model(docs, [r.spans for r in records])
+    result = evaluate(records, {r.paragraph_id: replace(r, relations=rels) for r, rels in zip(records, found)},
+                      symmetric)["relations"]
+    return {"score": result["micro"]["f1"], **result}
+
+
+def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: list[str], max_epochs: int,
+        on_epoch: OnEpoch | None) -> tuple[dict, dict]:
+    """Train the pair classifier; keep the rules beside it when their union scores better on dev."""
+    from annopipe.nlp.paragraphs import encoder_path
+    from annopipe.nlp.pipeline import load_spacy
+
+    rel = config.relations
+    train, dev, test = (data.splits[name] for name in ("train", "dev", "test"))
+    figures = train_relation_model(train, dev, rel.labels, rel.symmetric, rel.actor_labels,
+                                   encoder_path(config.paragraphs.encoder), out, seed=seed,
+                                   epochs=min(max_epochs, 12), learning_rate=1e-4, patience=4)
+    nlp = load_spacy(config.ner.model)
+    specs = {"alone": {"kind": "trained"}, "with_rules": {"kind": "union", "parts": ["trained", "rules"]}}
+    models = {name: build_relation_model(spec, rel, nlp.vocab, out) for name, spec in specs.items()}
+    alone, together = (_score(models[name], nlp, dev, rel.symmetric) for name in ("alone", "with_rules"))
+    chosen = "with_rules" if together["score"] > alone["score"] else "alone"
+    metrics = {**figures, "dev": together if chosen == "with_rules" else alone, "dev_trained_alone": alone,
+               "dev_with_rules": together, "test": _score(models[chosen], nlp, test, rel.symmetric)}
+    return metrics, {"relation_model": specs[chosen], "labels": rel.labels}
+
+
+def score_versions(config: Config, version: ModelVersion | None, splits: list[list[Record]]) -> list[dict]:
+    from annopipe.nlp.pipeline import Predictor
+
+    predictor = Predictor(config, {"ner": None, "relations": version})
+    return [_score(predictor.model("relations"), predictor.nlp, records, config.relations.symmetric)
+            for records in splits]
