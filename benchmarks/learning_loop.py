@@ -41,7 +41,8 @@ from annopipe.doccano.client import (
 from annopipe.doccano.server import LocalServer, free_port
 from annopipe.doccano.sync import LABELS_PROJECT, SPANS_PROJECT, find_projects, pull, push
 from annopipe.documents import read_document
-from annopipe.evaluation import evaluate, read_gold
+from annopipe.evaluation import evaluate
+from annopipe.gold import read_gold
 from annopipe.nlp.pipeline import Predictor
 from annopipe.records import Record
 from annopipe.registry import Registry
@@ -129,8 +130,7 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
     base = load_config(ROOT / "configs" / "annopipe.yaml")
     config = replace(base, registry=workdir / "models",
                      doccano=DoccanoConfig(project=f"loop-{uuid.uuid4().hex[:6]}"))
-    gold = {r.paragraph_id: r for r in read_gold(ROOT / "corpora" / "gold", config.span_labels,
-                                                  config.relations.labels, list(config.paragraphs.labels))}
+    gold = {r.paragraph_id: r for r in read_gold(ROOT / "corpora" / "gold", config)}
     briefs = sorted((ROOT / "corpora" / "samples").iterdir())
     doc_of = {path: read_document(path).id for path in briefs}
     order = sorted(briefs)

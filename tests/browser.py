@@ -13,10 +13,10 @@ code points (an emoji outside the BMP counts two).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from playwright.sync_api import Browser, Page, sync_playwright
 

@@ -26,7 +26,7 @@ from annopipe.doccano.client import PASSWORD_ENV, URL_ENV, USER_ENV, Credentials
 from annopipe.doccano.sync import LABELS_PROJECT, SPANS_PROJECT, find_projects, push
 from annopipe.records import Record, Span
 from annopipe.store import Store
-from tests.browser import Drawn, chromium, choose, drag_select, drawn_spans, log_in, save_artifacts, utf16
+from tests.browser import Drawn, choose, chromium, drag_select, drawn_spans, log_in, save_artifacts, utf16
 from tests.conftest import ADMIN, ANNOTATOR, ROOT, run_cli
 from tests.test_doccano_sync import join, login, tag, unique
 
@@ -76,7 +76,7 @@ def evidence(page, name: str) -> Iterator[None]:
     except Exception as err:
         try:
             shot = save_artifacts(page, name)
-        except Exception as problem:  # a crashed page must not hide the failure itself
+        except Exception as problem:  # noqa: BLE001 (a crashed page must not hide the failure itself)
             raise AssertionError(f"{err}\n(no screenshot: {problem})") from err
         raise AssertionError(f"{err}\n(screenshot {shot}, page HTML {shot.with_suffix('.html')})") from err
 
@@ -141,7 +141,7 @@ def test_annotator_corrects_emoji_paragraph_in_browser_and_pull_keeps_every_char
             with evidence(page, f"pre-annotations-{record.paragraph_id.replace(':', '-')}"):
                 page.goto(spans_url + str(page_of[SPANS_PROJECT][record.paragraph_id]))
                 page.get_by_role("cell", name=record.paragraph_id, exact=True).wait_for()
-                drawn = settle(page, lambda: as_drawn(drawn_spans(page)), lambda d: len(d) >= len(record.spans))
+                drawn = settle(page, lambda: as_drawn(drawn_spans(page)), lambda d: len(d) >= len(record.spans))  # noqa: B023 (called at once)
                 assert drawn == as_drawn(record.spans), (
                     f"{record.text!r}: the UI draws the pushed spans over other characters\n"
                     f"  drawn:    {drawn}\n  expected: {as_drawn(record.spans)}")

@@ -6,14 +6,14 @@ import pytest
 
 from annopipe.config import load_config
 from annopipe.documents import read_document
-from annopipe.evaluation import read_gold
+from annopipe.gold import read_gold
 from tests.conftest import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
 def gold():
     config = load_config(ROOT / "configs" / "annopipe.yaml")
-    return read_gold(ROOT / "corpora" / "gold", config.span_labels, config.relations.labels, list(config.paragraphs.labels))
+    return read_gold(ROOT / "corpora" / "gold", config)
 
 
 def test_gold_set_covers_at_least_80_paragraphs_of_every_kind(gold):

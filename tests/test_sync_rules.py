@@ -3,8 +3,9 @@
 import pytest
 
 from annopipe.config import load_config
-from annopipe.doccano.sync import confidence, duplicates_to_remove, label_colors, label_problems, order_records
+from annopipe.doccano.sync import confidence, duplicates_to_remove, label_colors, order_records
 from annopipe.errors import AnnopipeError
+from annopipe.gold import label_problems
 from annopipe.records import ParagraphLabel, Relation, Span
 from tests.conftest import ROOT
 from tests.test_records import record

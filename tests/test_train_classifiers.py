@@ -11,7 +11,7 @@ import torch
 
 from annopipe.config import load_config
 from annopipe.errors import AnnopipeError
-from annopipe.evaluation import read_gold
+from annopipe.gold import read_gold
 from annopipe.nlp.paragraphs import TrainedParagraphClassifier, encoder_path
 from annopipe.nlp.relations import (
     NONE_LABEL,
@@ -147,7 +147,7 @@ REL = CONFIG.relations
 
 @pytest.fixture(scope="module")
 def gold():
-    records = read_gold(ROOT / "corpora" / "gold", CONFIG.span_labels, REL.labels, list(CONFIG.paragraphs.labels))
+    records = read_gold(ROOT / "corpora" / "gold", CONFIG)
     by_doc: dict[str, list[Record]] = {}
     for record in records:
         by_doc.setdefault(record.doc_id, []).append(record)

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from annopipe.evaluation import read_gold
+from annopipe.gold import read_gold
 from annopipe.records import ParagraphLabel, dumps
 from tests.conftest import ROOT, SEED, run_cli
 from tests.test_doccano_cli import one_line_error
-from tests.test_training_data import GOLD, LABELS
+from tests.test_training_data import CONFIG, GOLD
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_bad_training_data_is_refused_before_any_training(project, tmp_path):
     line["spans"][0]["start"] += 1
     shifted.write_text(json.dumps(line) + "\n")
     one_line_error(run_cli("train", "ner", "--gold", str(shifted), *options), "record 1")
-    assert read_gold(ROOT / "corpora" / "gold", *LABELS)  # the real gold is untouched
+    assert read_gold(ROOT / "corpora" / "gold", CONFIG)  # the real gold is untouched
 
 
 def test_evaluate_scores_public_entities_and_chosen_versions(project):

@@ -6,14 +6,14 @@ import pytest
 
 from annopipe.config import load_config
 from annopipe.errors import AnnopipeError
-from annopipe.evaluation import read_gold
+from annopipe.gold import read_gold
 from annopipe.records import Span
 from annopipe.training.data import build, ner_doc, save, to_dataset_dict
 from tests.conftest import ROOT
 
 CONFIG = load_config(ROOT / "configs" / "annopipe.yaml")
 LABELS = (CONFIG.span_labels, CONFIG.relations.labels, list(CONFIG.paragraphs.labels))
-GOLD = read_gold(ROOT / "corpora" / "gold", *LABELS)
+GOLD = read_gold(ROOT / "corpora" / "gold", CONFIG)
 
 
 def documents(split: list) -> set[str]:

@@ -20,8 +20,8 @@ from annopipe.errors import AnnopipeError
 from annopipe.records import Record, write_jsonl
 from annopipe.registry import Registry
 from annopipe.store import Store
-from annopipe.tasks import NAMES, TASKS, chosen_versions, spec_of
 from annopipe.tagging import Report
+from annopipe.tasks import NAMES, TASKS, chosen_versions, spec_of
 
 if TYPE_CHECKING:
     from annopipe.doccano.client import DoccanoClient
@@ -112,10 +112,7 @@ def _finish(report: Report, output: Path | None, action: str) -> None:
     if output:
         table.add_row("written to", str(output))
     console.print(table)
-    for problem in report.problems:
-        console.print(f"[red]skipped:[/red] {problem}", highlight=False, soft_wrap=True)
-    if report.problems:
-        raise typer.Exit(1)
+    _exit_on_problems(report.problems, "skipped")
 
 
 @app.command()
@@ -183,7 +180,7 @@ def evaluate(
 ) -> None:
     """Precision, recall and F1 per span and relation label; paragraph-label accuracy and macro-F1."""
     from annopipe.evaluation import evaluate as score
-    from annopipe.evaluation import read_gold
+    from annopipe.gold import read_gold
     from annopipe.public_data import public_gold, score_public
     from annopipe.records import read_jsonl
 
@@ -192,8 +189,7 @@ def evaluate(
         if dataset is not None:
             gold_records, source = public_gold(dataset, split), f"{dataset} {split}"
         else:
-            gold_records, source = read_gold(gold, cfg.span_labels, cfg.relations.labels,
-                                              list(cfg.paragraphs.labels)), str(gold)
+            gold_records, source = read_gold(gold, cfg), str(gold)
         if predictions is not None:
             predicted = {r.paragraph_id: r for r in read_jsonl(predictions)}
             models = next(iter(predicted.values())).models if predicted else {}
@@ -351,35 +347,13 @@ def doccano_add_member(
     workspace: WorkspaceOption = Path(".annopipe"),
 ) -> None:
     """Give a doccano user a role in both annopipe projects, so they can correct the pre-annotations."""
-    from annopipe.doccano.sync import find_projects
+    from annopipe.doccano.sync import add_member
 
     with _user_errors():
         cfg = load_config(config)
         with _connect(workspace, cfg) as client:
-            users = [u for u in client.users(username) if u["username"] == username]
-            if not users:
-                raise AnnopipeError(f"doccano has no user {username!r}; create it at {client.url}/admin/ first")
-            roles = client.roles()
-            if role not in roles:
-                raise AnnopipeError(f"unknown role {role!r}; use one of {', '.join(roles)}")
-            for project in find_projects(client, cfg, create=True).values():
-                if username not in {m["username"] for m in client.members(project["id"])}:
-                    client.add_member(project["id"], users[0]["id"], role)
+            add_member(client, cfg, username, role)
     console.print(f"{username} is a member ({role}) of both projects", highlight=False)
-
-
-def _pushed_records(paths: list[Path], documents: list[str], cfg: Config, store: Store) -> list[Record]:
-    from annopipe import tagging
-    from annopipe.nlp.pipeline import Predictor
-
-    if not paths and not documents:
-        raise AnnopipeError("name the briefs to push (files or folders) or stored documents with --document")
-    tagger, report = Predictor(cfg), Report()
-    records = list(tagging.tag(paths, tagger, store, report)) if paths else []
-    records += tagging.tag_documents(store.documents(documents), tagger, store, report)
-    for problem in report.problems:
-        console.print(f"[red]skipped:[/red] {problem}", highlight=False, soft_wrap=True)
-    return records
 
 
 @app.command()
@@ -400,13 +374,18 @@ def push(
     """
     from annopipe.doccano.sync import order_records
     from annopipe.doccano.sync import push as push_records
+    from annopipe.nlp.pipeline import Predictor
+    from annopipe.tagging import tag_for_push
 
     with _user_errors():
         cfg = load_config(config)
         store = Store.in_workspace(workspace)
         with _connect(workspace, cfg) as client:  # fails fast on a wrong login, before models load
             with console.status("tagging"):
-                records = order_records(_pushed_records(paths or [], document or [], cfg, store), order, limit)
+                tagged = Report()
+                records = tag_for_push(paths or [], document or [], Predictor(cfg), store, tagged)
+                _print_problems(tagged.problems, "skipped")
+                records = order_records(records, order, limit)
             with _file_progress("pushing") as (progress, task):
                 report = push_records(client, store, cfg, records,
                                       _progress_callback(progress, task))
@@ -473,21 +452,24 @@ def import_gold(
     workspace: WorkspaceOption = Path(".annopipe"),
 ) -> None:
     """Store annotations made in another tool as gold, after checking offsets and labels."""
-    from annopipe.doccano.sync import label_problems
     from annopipe.formats import import_records
-    from annopipe.store import GoldEntry
+    from annopipe.gold import import_gold as store_gold
 
     with _user_errors():
         cfg = load_config(config)
         records = import_records(path, format)
-        for record in records:
-            problems = label_problems(record, cfg)
-            if problems:
-                raise AnnopipeError(f"{path}: {record.paragraph_id}: {problems[0]}; nothing was imported")
-        origin = f"file://{path.resolve()}"
-        counts = Store.in_workspace(workspace).add_gold(GoldEntry(r, "all", origin, annotator) for r in records)
-    console.print(f"imported {len(records)} paragraphs: {counts['new']} new, {counts['replaced']} replaced "
-                  f"(history kept), {counts['unchanged']} unchanged", highlight=False)
+        try:
+            report = store_gold(records, cfg, Store.in_workspace(workspace), f"file://{path.resolve()}", annotator)
+        except AnnopipeError as err:
+            raise AnnopipeError(f"{path}: {err}") from None
+    counts = report.counts
+    console.print(f"imported {report.entries} entries as {report.paragraphs} paragraphs: {counts['new']} new, "
+                  f"{counts['replaced']} replaced (history kept), {counts['unchanged']} unchanged", highlight=False)
+    if report.repeated:
+        pairs = ", ".join(f"{entry} = {earlier}" for entry, earlier in report.repeated[:10])
+        more = f" and {len(report.repeated) - 10} more" if len(report.repeated) > 10 else ""
+        console.print(f"{len(report.repeated)} entries repeat an earlier one (same text, so the same paragraph id, "
+                      f"and the same annotation), stored once: entries {pairs}{more}", highlight=False, soft_wrap=True)
 
 
 # -- learning from corrections ------------------------------------------------------------------------
@@ -506,19 +488,11 @@ SeedOption = Annotated[int, typer.Option(help="Seed of the document split and of
 
 def _training_data(cfg: Config, workspace: Path, gold: list[Path] | None, seed: int) -> TrainingData:
     """Gold files first, then the workspace's pulled and imported gold (which wins for the same paragraph)."""
-    from annopipe.doccano.sync import label_problems
-    from annopipe.evaluation import read_gold
+    from annopipe.gold import training_records
     from annopipe.training.data import build
 
-    labels = (cfg.span_labels, cfg.relations.labels, list(cfg.paragraphs.labels))
-    records = [r for path in gold or [] for r in read_gold(path, *labels)]
-    for record in Store.in_workspace(workspace).gold_records():
-        problems = label_problems(record, cfg)
-        if problems:
-            raise AnnopipeError(f"workspace gold {record.paragraph_id}: {problems[0]}")
-        records.append(record)
-    data = build(records, seed)
-    for warning in data.warnings(*labels):
+    data = build(training_records(cfg, Store.in_workspace(workspace), gold or []), seed)
+    for warning in data.warnings(cfg.span_labels, cfg.relations.labels, list(cfg.paragraphs.labels)):
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     return data
 
@@ -575,8 +549,7 @@ def train_model(
         data = _training_data(cfg, workspace, gold, seed)
         runs.check_trainable(task, data)
         _print_counts(data)
-        gold_ids = {r.paragraph_id for records in data.splits.values() for r in records}
-        unlabelled = [t for pid, t in Store.in_workspace(workspace).paragraph_texts(5000).items() if pid not in gold_ids]
+        unlabelled = runs.unlabelled_texts(Store.in_workspace(workspace), data)
         with console.status(f"training {task}") as spinner:
             outcome = runs.train(task, data, cfg, Registry(cfg.registry), seed=seed, margin=margin,
                                  unlabelled=unlabelled, max_epochs=max_epochs,
@@ -635,29 +608,31 @@ def models_diff(
 ) -> None:
     """Per-label dev metrics of two versions side by side."""
 
+    from annopipe.registry import compare_dev
+
     with _user_errors():
         registry = Registry(load_config(config).registry)
-        first, second = registry.find(a), registry.find(b)
-        if first.task != second.task:
-            raise AnnopipeError(f"{a} is a {first.task} model and {b} a {second.task} model; compare one task")
-        dev_a, dev_b = first.metrics["dev"], second.metrics["dev"]
+        first = registry.find(a)
+        rows = compare_dev(first, registry.find(b))
     table = Table(title=f"{first.task}: dev metrics ({first.meta['metric']})", title_justify="left")
     table.add_column("label")
     for version in (a, b):
         table.add_column(f"F1 {version}", justify="right")
     table.add_column("change", justify="right")
-    rows = {**{k: None for k in [*dev_a["per_label"], *dev_b["per_label"]]}}
-    for label in [*sorted(rows), "score"]:
-        fa = dev_a["score"] if label == "score" else dev_a["per_label"].get(label, {}).get("f1")
-        fb = dev_b["score"] if label == "score" else dev_b["per_label"].get(label, {}).get("f1")
+    for label, fa, fb in rows:
         change = f"{fb - fa:+.3f}" if fa is not None and fb is not None else ""
         table.add_row(label, *(f"{f:.3f}" if f is not None else "-" for f in (fa, fb)), change)
     Console().print(table)
 
 
-def _exit_on_problems(problems: list[str]) -> None:
+def _print_problems(problems: list[str], kind: str = "problem") -> None:
     for problem in problems:
-        console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[red]{kind}:[/red] {problem}", highlight=False, soft_wrap=True)
+
+
+def _exit_on_problems(problems: list[str], kind: str = "problem") -> None:
+    """Problems are one line each; any makes the exit code 1, after everything else was done."""
+    _print_problems(problems, kind)
     if problems:
         raise typer.Exit(1)
 

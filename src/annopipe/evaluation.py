@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from annopipe.documents import content_hash
-from annopipe.errors import AnnopipeError
-from annopipe.records import Record, check_record, read_jsonl
+from annopipe.records import Record
 
 
 @dataclass
@@ -95,28 +92,3 @@ def label_scores(gold: list[str], predicted: list[str | None]) -> dict:
         "macro_f1": round(macro, 4),
         "per_label": per_label,
     }
-
-
-def read_gold(path: Path, span_labels: list[str], relation_labels: list[str], paragraph_labels: list[str]) -> list[Record]:
-    """Gold records from a JSONL file or a folder of them, each checked for consistency and known labels."""
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    if not files or not path.exists():
-        raise AnnopipeError(f"{path}: no gold files (*.jsonl) found")
-    records, seen = [], set()
-    for file in files:
-        for number, record in enumerate(read_jsonl(file), 1):
-            where = f"{file} record {number} ({record.paragraph_id})"
-            problems = check_record(record)
-            if content_hash(record.text) != record.paragraph_hash:
-                problems.append("paragraph_hash does not match the text")
-            problems += [f"unknown span label {s.label}" for s in record.spans if s.label not in span_labels]
-            problems += [f"unknown relation label {r.label}" for r in record.relations if r.label not in relation_labels]
-            if record.label and record.label.label not in paragraph_labels:
-                problems.append(f"unknown paragraph label {record.label.label}")
-            if problems:
-                raise AnnopipeError(f"{where}: {problems[0]}")
-            if record.paragraph_id in seen:
-                raise AnnopipeError(f"{where}: paragraph annotated twice")
-            seen.add(record.paragraph_id)
-            records.append(record)
-    return records

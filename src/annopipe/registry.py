@@ -108,3 +108,15 @@ class Registry:
             missing = [name for name in REQUIRED if not (tmp / name).exists()]
             if missing:
                 raise AnnopipeError(f"training wrote no {', '.join(missing)}; nothing was registered")
+
+
+def compare_dev(first: ModelVersion, second: ModelVersion) -> list[tuple[str, float | None, float | None]]:
+    """(label, dev F1 of first, dev F1 of second) for every label either scored, then the overall score."""
+    if first.task != second.task:
+        raise AnnopipeError(f"{first.version} is a {first.task} model and {second.version} a {second.task} model; "
+                            "compare one task")
+    dev_a, dev_b = first.metrics["dev"], second.metrics["dev"]
+    labels = sorted({*dev_a["per_label"], *dev_b["per_label"]})
+    rows = [(label, dev_a["per_label"].get(label, {}).get("f1"), dev_b["per_label"].get(label, {}).get("f1"))
+            for label in labels]
+    return [*rows, ("score", dev_a["score"], dev_b["score"])]

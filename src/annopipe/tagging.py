@@ -76,6 +76,14 @@ def tag(
     return tag_documents(read_inputs(paths, report, on_file), tagger, store, report)
 
 
+def tag_for_push(paths: list[Path], documents: list[str], tagger: Predictor, store: Store, report: Report) -> list[Record]:
+    """The records `push` sends: briefs at `paths` and stored documents by id, tagged where needed."""
+    if not paths and not documents:
+        raise AnnopipeError("name the briefs to push (files or folders) or stored documents with --document")
+    records = list(tag(paths, tagger, store, report)) if paths else []
+    return records + list(tag_documents(store.documents(documents), tagger, store, report))
+
+
 def tag_documents(documents: Iterable[Document], tagger: Predictor, store: Store, report: Report) -> Iterator[Record]:
     """Tag every paragraph (reusing stored predictions of the same model version), in input order.
 

@@ -32,6 +32,7 @@ from annopipe.doccano.convert import (
     to_relation_example,
 )
 from annopipe.errors import AnnopipeError
+from annopipe.gold import label_problems
 from annopipe.offsets import is_bmp
 from annopipe.records import Record, check_record
 from annopipe.store import GoldEntry, Store
@@ -116,16 +117,6 @@ def order_records(records: list[Record], order: str, limit: int | None = None) -
     return ordered[:limit] if limit is not None else ordered
 
 
-def label_problems(record: Record, config: Config) -> list[str]:
-    """Labels in a record that the project does not declare (doccano would invent them silently)."""
-    problems = [f"span label {s.label!r} is not in span_labels" for s in record.spans if s.label not in config.span_labels]
-    problems += [f"relation label {r.label!r} is not in relations.labels" for r in record.relations
-                 if r.label not in config.relations.labels]
-    if record.label and record.label.label not in config.paragraphs.labels:
-        problems.append(f"paragraph label {record.label.label!r} is not in paragraphs.labels")
-    return problems
-
-
 def label_colors(labels: list[str]) -> dict[str, str]:
     """A distinct, stable colour per label (by position in the config)."""
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
@@ -166,6 +157,19 @@ def find_projects(client: DoccanoClient, config: Config, create: bool = False) -
                         client.create_label_type(project["id"], endpoint, label, color)
         found[kind] = project
     return found
+
+
+def add_member(client: DoccanoClient, config: Config, username: str, role: str) -> None:
+    """Give an existing doccano user `role` in both projects (created if needed); a member already is left alone."""
+    users = [u for u in client.users(username) if u["username"] == username]
+    if not users:
+        raise AnnopipeError(f"doccano has no user {username!r}; create it at {client.url}/admin/ first")
+    roles = client.roles()
+    if role not in roles:
+        raise AnnopipeError(f"unknown role {role!r}; use one of {', '.join(roles)}")
+    for project in find_projects(client, config, create=True).values():
+        if username not in {m["username"] for m in client.members(project["id"])}:
+            client.add_member(project["id"], users[0]["id"], role)
 
 
 def _by_paragraph(examples: Iterable[dict]) -> dict[str, list[dict]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import reduce
+from functools import cache, reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -183,6 +183,11 @@ class Sentencizer:
         return [doc_sentences(doc) for doc in self.nlp.pipe(texts)]
 
 
+@cache
+def _sentencizer() -> Sentencizer:
+    return Sentencizer()
+
+
 def relation_candidates(
     text: str,
     spans: list[Span],
@@ -258,6 +263,87 @@ def _clip(text: str, start: int, end: int, a: Span, b: Span, max_chars: int) -> 
     return new_start, new_end
 
 
+@dataclass(frozen=True)
+class SentencePairs:
+    """Every ordered (actor, target) pair at most `window` sentences apart: what tagging new text needs.
+
+    A model trained on them has a NONE class; symmetric labels count only from the first-mentioned
+    span, so each symmetric relation is found once.
+    """
+
+    window: int = 0
+    split_sentences: bool = True
+    name = "all"
+    tags_new_text = True
+    none_class = True
+
+    def settings(self) -> dict:
+        return {"pairs": self.name, "window": self.window, "split_sentences": self.split_sentences}
+
+    def undirected(self, symmetric: Iterable[str]) -> set[str]:
+        return set(symmetric)
+
+    def sentences(self, texts: list[str], docs: list[Doc] | None = None) -> list[list[tuple[int, int]]]:
+        """The parser's sentences when `docs` are given, else the rule sentencizer's (no parser needed)."""
+        if not self.split_sentences:
+            return [[(0, len(text))] for text in texts]
+        return [doc_sentences(doc) for doc in docs] if docs is not None else _sentencizer()(texts)
+
+    def pairs(self, text: str, spans: list[Span], relations: list[Relation], sentences: list[tuple[int, int]],
+              actor_labels: Iterable[str] | None) -> list[PairCandidate]:
+        return relation_candidates(text, spans, sentences, actor_labels, self.window)
+
+    def labels(self, row, labels: list[str], symmetric: set[str], pair: PairCandidate,
+               threshold: float) -> list[tuple[str, float]]:
+        decided = decide(row, labels, symmetric, pair.forward, threshold)
+        return [decided] if decided is not None else []
+
+
+@dataclass(frozen=True)
+class RelatedPairs:
+    """The pairs that hold a gold relation, given: CrossRE's relation-classification setting.
+
+    It scores a classifier on public data as the data set's own baseline is scored; it cannot tag
+    new text, which has no relations yet. Given pairs come with their direction, so no label is
+    symmetric; there is no NONE class, and a pair takes its best label plus every other whose
+    probability reaches the threshold.
+    """
+
+    name = "related"
+    tags_new_text = False
+    none_class = False
+
+    def settings(self) -> dict:
+        return {"pairs": self.name, "window": 0, "split_sentences": False}
+
+    def undirected(self, symmetric: Iterable[str]) -> set[str]:
+        return set()
+
+    def sentences(self, texts: list[str], docs: list[Doc] | None = None) -> list[list[tuple[int, int]]]:
+        return [[(0, len(text))] for text in texts]
+
+    def pairs(self, text: str, spans: list[Span], relations: list[Relation], sentences: list[tuple[int, int]],
+              actor_labels: Iterable[str] | None) -> list[PairCandidate]:
+        return related_pair_candidates(text, spans, relations)
+
+    def labels(self, row, labels: list[str], symmetric: set[str], pair: PairCandidate,
+               threshold: float) -> list[tuple[str, float]]:
+        return labels_of_related_pair(row, labels, threshold)
+
+
+CandidatePolicy = SentencePairs | RelatedPairs
+
+
+def candidate_policy(settings: dict) -> CandidatePolicy:
+    """The policy a model card's `candidates` settings name (`pairs`: all or related)."""
+    kind = settings.get("pairs", "all")
+    if kind == "related":
+        return RelatedPairs()
+    if kind == "all":
+        return SentencePairs(int(settings.get("window", 0)), bool(settings.get("split_sentences", True)))
+    raise AnnopipeError(f"unknown candidate pairs {kind!r}: use all or related")
+
+
 def marked_example(
     text: str, pair: PairCandidate, head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER
 ) -> tuple[str, tuple[int, int]]:
@@ -311,37 +397,28 @@ class TrainedRelationModel:
         self.classifier = CalibratedClassifier(model_dir, batch_size)
         meta = self.classifier.meta
         self.labels = self.classifier.labels
-        self.symmetric = set(symmetric)
         self.actor_labels = None if actor_labels is None else list(actor_labels)
         self.threshold = float(meta.get("best_dev_threshold", 0.5)) if threshold is None else threshold
-        policy = meta.get("candidates", {})
-        self.window = int(policy.get("window", 0))
-        self.split_sentences = bool(policy.get("split_sentences", True))
-        self.related_only = policy.get("pairs", "all") == "related"
-        if self.related_only:  # given pairs come with their direction: no label is symmetric there
-            self.symmetric = set()
+        self.policy = candidate_policy(meta.get("candidates", {}))
+        self.symmetric = self.policy.undirected(symmetric)
         markers = meta.get("markers", {})
         self.head_marker = markers.get("head", HEAD_MARKER)
         self.tail_marker = markers.get("tail", TAIL_MARKER)
         self.version = version or self.classifier.version
-        self._sentencizer: Sentencizer | None = None
 
     def __call__(self, docs: list[Doc], spans: list[list[Span]]) -> list[list[Relation]]:
-        if self.split_sentences:
-            sentences = [doc_sentences(doc) for doc in docs]
-        else:
-            sentences = [[(0, len(doc.text))] for doc in docs]
-        return self.predict([doc.text for doc in docs], spans, sentences)
+        texts = [doc.text for doc in docs]
+        return self.predict(texts, spans, self.policy.sentences(texts, docs))
 
     def predict(
         self, texts: list[str], spans: list[list[Span]], sentences: list[list[tuple[int, int]]]
     ) -> list[list[Relation]]:
         """Relations for texts with their spans and sentence bounds."""
-        if self.related_only:
+        if not self.policy.tags_new_text:
             raise AnnopipeError("this relation model only labels pairs known to be related (CrossRE's setting) "
                                 "and cannot tag new text; train one with `annopipe train relations`")
         pairs = [
-            relation_candidates(text, text_spans, bounds, self.actor_labels, self.window)
+            self.policy.pairs(text, text_spans, [], bounds, self.actor_labels)
             for text, text_spans, bounds in zip(texts, spans, sentences)
         ]
         return self.classify(texts, pairs)
@@ -353,7 +430,7 @@ class TrainedRelationModel:
         probs = self.classifier.probabilities([e[0] for e in examples], [e[1] for e in examples])
         found: list[dict[tuple, Relation]] = [{} for _ in texts]
         for (i, pair), row in zip(flat, probs):
-            for label, score in pair_labels(row, self.labels, self.symmetric, pair, self.threshold, self.related_only):
+            for label, score in self.policy.labels(row, self.labels, self.symmetric, pair, self.threshold):
                 key = (pair.head.key, pair.tail.key, label)
                 if key not in found[i] or found[i][key].score < score:  # type: ignore[operator]
                     found[i][key] = Relation(pair.head.key, pair.tail.key, label, score)
@@ -370,30 +447,14 @@ class TrainedRelationModel:
         import dataclasses
 
         texts = [r.text for r in records]
-        if self.related_only:
-            pairs = [related_pair_candidates(r.text, list(r.spans), list(r.relations)) for r in records]
-            relations = self.classify(texts, pairs)
-        else:
-            if self.split_sentences:
-                self._sentencizer = self._sentencizer or Sentencizer()
-                sentences = self._sentencizer(texts)
-            else:
-                sentences = [[(0, len(text))] for text in texts]
-            relations = self.predict(texts, [list(r.spans) for r in records], sentences)
+        sentences = self.policy.sentences(texts)
+        pairs = [self.policy.pairs(r.text, list(r.spans), list(r.relations), bounds, self.actor_labels)
+                 for r, bounds in zip(records, sentences)]
+        relations = self.classify(texts, pairs)
         return [
             dataclasses.replace(r, relations=rels, models={**r.models, "relations": self.version})
             for r, rels in zip(records, relations)
         ]
-
-
-def pair_labels(
-    row, labels: list[str], symmetric: set[str], pair: PairCandidate, threshold: float, related_only: bool
-) -> list[tuple[str, float]]:
-    """(label, probability) of each relation a candidate pair holds, by the model's probabilities `row`."""
-    if related_only:
-        return labels_of_related_pair(row, labels, threshold)
-    decided = decide(row, labels, symmetric, pair.forward, threshold)
-    return [decided] if decided is not None else []
 
 
 def labels_of_related_pair(row, labels: list[str], also: float) -> list[tuple[str, float]]:

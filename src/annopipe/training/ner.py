@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING

@@ -38,13 +38,11 @@ from annopipe.nlp.relations import (
     MAX_CONTEXT_CHARS,
     NONE_LABEL,
     TAIL_MARKER,
+    CandidatePolicy,
     PairCandidate,
-    Sentencizer,
     build_relation_model,
+    candidate_policy,
     marked_example,
-    pair_labels,
-    related_pair_candidates,
-    relation_candidates,
 )
 from annopipe.records import Record, Relation
 from annopipe.training.classifier import Settings, expected_calibration_error, fine_tune, save_classifier
@@ -73,18 +71,16 @@ def relation_metrics(gold: list[Record], predicted: list[Record], symmetric) -> 
 class _Candidates:
     """The candidate pairs of a list of records, their marked texts and gold labels."""
 
-    def __init__(self, records, symmetric, actor_labels, window, split_sentences, priority: list[str],
-                 related_only: bool = False):
-        texts = [r.text for r in records]
-        sentences = Sentencizer()(texts) if split_sentences and not related_only else [[(0, len(t))] for t in texts]
+    def __init__(self, records, symmetric, actor_labels, policy: CandidatePolicy, priority: list[str]):
+        sentences = policy.sentences([r.text for r in records])
         rank = {label: i for i, label in enumerate(priority)}
         self.records = records
-        self.related_only = related_only
+        self.policy = policy
         self.pairs: list[list[PairCandidate]] = []
         self.texts: list[str] = []
         self.markers: list[tuple[int, int]] = []
         self.gold: list[str] = []
-        self.also: list[list[str]] = []  # a related pair's other gold labels (related_only)
+        self.also: list[list[str]] = []  # a given pair's other gold labels (policies without NONE)
         self.gold_relations = self.covered = self.several_labels = 0
         for record, bounds in zip(records, sentences):
             wanted: dict[tuple, str] = {}
@@ -97,10 +93,7 @@ class _Candidates:
                     if rank.get(rel.label, len(rank)) >= rank.get(wanted[key], len(rank)):
                         continue
                 wanted[key] = rel.label
-            if related_only:
-                pairs = related_pair_candidates(record.text, list(record.spans), list(record.relations))
-            else:
-                pairs = relation_candidates(record.text, list(record.spans), bounds, actor_labels, window)
+            pairs = policy.pairs(record.text, list(record.spans), list(record.relations), bounds, actor_labels)
             keys = set()
             for pair in pairs:
                 key = (pair.head.key, pair.tail.key)
@@ -110,7 +103,7 @@ class _Candidates:
                 self.markers.append(markers)
                 self.gold.append(wanted.get(key, NONE_LABEL))
                 others = [label for label in dict.fromkeys(every.get(key, [])) if label != self.gold[-1]]
-                self.also.append(others if related_only else [])
+                self.also.append([] if policy.none_class else others)
             for rel in record.relations:
                 key = tuple(sorted((rel.head, rel.tail))) if rel.label in symmetric else (rel.head, rel.tail)
                 self.gold_relations += 1
@@ -134,7 +127,7 @@ class _Candidates:
         for record, pairs in zip(self.records, self.pairs):
             found: dict[tuple, Relation] = {}
             for pair in pairs:
-                for label, score in pair_labels(probs[row], labels, symmetric, pair, threshold, self.related_only):
+                for label, score in self.policy.labels(probs[row], labels, symmetric, pair, threshold):
                     found[(pair.head.key, pair.tail.key, label)] = Relation(pair.head.key, pair.tail.key, label, score)
                 row += 1
             out.append(replace(record, relations=list(found.values()), models=dict(record.models)))
@@ -177,20 +170,17 @@ def train_relation_model(
     encoder's states at the two entity markers) or "cls" (a plain
     `AutoModelForSequenceClassification` over the marked text).
     """
-    if pairs not in ("all", "related"):
-        raise AnnopipeError(f"unknown candidate pairs {pairs!r}: use all or related")
-    related_only = pairs == "related"
-    symmetric_set = set() if related_only else set(symmetric)  # a given pair's direction is given too
-    classes = list(labels) if related_only else [NONE_LABEL, *labels]
-    threshold = 1.0 if related_only else threshold  # related pairs: the best label only, until tuned on dev
+    policy = candidate_policy({"pairs": pairs, "window": window, "split_sentences": split_sentences})
+    symmetric_set = policy.undirected(symmetric)
+    classes = [NONE_LABEL, *labels] if policy.none_class else list(labels)
+    threshold = threshold if policy.none_class else 1.0  # given pairs: the best label only, until tuned on dev
     index = {label: i for i, label in enumerate(classes)}
     counts = Counter(r.label for record in train for r in record.relations)
     unknown = sorted(set(counts) - set(labels))
     if unknown:
         raise AnnopipeError(f"training relation label {unknown[0]!r} is not among the labels given ({', '.join(labels)})")
     priority = sorted(labels, key=lambda label: (-counts[label], labels.index(label)))
-    policy = (symmetric_set, actor_labels, window, split_sentences, priority, related_only)
-    train_c, dev_c = _Candidates(train, *policy), _Candidates(dev, *policy)
+    train_c, dev_c = (_Candidates(records, symmetric_set, actor_labels, policy, priority) for records in (train, dev))
 
     positives = [i for i, label in enumerate(train_c.gold) if label != NONE_LABEL]
     negatives = [i for i, label in enumerate(train_c.gold) if label == NONE_LABEL]
@@ -205,7 +195,7 @@ def train_relation_model(
     rows = chosen + [i for i in chosen for _ in train_c.also[i]]
     row_labels = [train_c.gold[i] for i in chosen] + [label for i in chosen for label in train_c.also[i]]
     bias = [0.0] * len(classes)
-    if not related_only:
+    if policy.none_class:
         bias[0] = math.log(1 / share) if share > 0 else 0.0
 
     dev_y = [index[label] for label in dev_c.gold]
@@ -232,7 +222,7 @@ def train_relation_model(
     best_threshold = float(max(sweep, key=lambda t: (sweep[t]["micro_f1"], -abs(float(t) - threshold))))
     # ECE of the relation decision on candidates with a gold relation (positives are <5% of all
     # pairs, so ECE over every candidate mostly measures how sure the model is of NONE)
-    positive_rows = [i for i, y in enumerate(dev_y) if related_only or y != 0]
+    positive_rows = [i for i, y in enumerate(dev_y) if not policy.none_class or y != 0]
     raw = torch.softmax(result.dev_logits, dim=-1)
     figures = {
         "task": "relations",
@@ -259,8 +249,7 @@ def train_relation_model(
         result, Path(out_dir), "relations",
         {
             "markers": {"style": "typed punctuation (Zhou & Chen 2022)", "head": HEAD_MARKER, "tail": TAIL_MARKER},
-            "candidates": {"pairs": pairs, "window": window, "split_sentences": split_sentences,
-                           "actor_labels": actor_labels, "max_chars": MAX_CONTEXT_CHARS},
+            "candidates": {**policy.settings(), "actor_labels": actor_labels, "max_chars": MAX_CONTEXT_CHARS},
             "symmetric": sorted(symmetric_set),
             "threshold": threshold,
             "best_dev_threshold": best_threshold,

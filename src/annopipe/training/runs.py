@@ -12,11 +12,11 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from annopipe.config import Config
 from annopipe.errors import AnnopipeError
 from annopipe.registry import Registry
+from annopipe.store import Store
 from annopipe.tasks import TASKS, OnEpoch
 from annopipe.training.data import TrainingData
 
@@ -42,6 +42,16 @@ def _libraries() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+REHEARSAL_TEXTS = 5000
+"""At most this many stored paragraphs feed NER's pseudo-rehearsal: enough variety, bounded time."""
+
+
+def unlabelled_texts(store: Store, data: TrainingData) -> list[str]:
+    """Workspace paragraphs that no gold split holds: the NER rehearses the base model on them."""
+    gold_ids = {r.paragraph_id for records in data.splits.values() for r in records}
+    return [text for pid, text in store.paragraph_texts(REHEARSAL_TEXTS).items() if pid not in gold_ids]
 
 
 def check_trainable(task: str, data: TrainingData) -> None:
