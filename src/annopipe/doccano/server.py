@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from annopipe import atomic
 from annopipe.doccano.client import URL_ENV, Credentials
 from annopipe.errors import AnnopipeError
 
@@ -90,7 +91,7 @@ class LocalServer:
         if not (self._bin / "python").exists():
             _run([sys.executable, "-m", "venv", str(self.venv)], "create the doccano virtualenv")
         _run([str(self._bin / "python"), "-m", "pip", "install", "--quiet", *DOCCANO_REQUIREMENTS], "install doccano")
-        self._installed_marker.write_text(wanted)
+        atomic.write_text(self._installed_marker, wanted)
 
     def _initialise(self, credentials: Credentials, say: Say) -> None:
         """Create or migrate the database and (re)set the admin's password from the environment."""
@@ -125,7 +126,7 @@ class LocalServer:
                 argv, env=self._env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=self.home,
             )
-        self._pidfile(name).write_text(f"{process.pid} {psutil.Process(process.pid).create_time():.2f}")
+        atomic.write_text(self._pidfile(name), f"{process.pid} {psutil.Process(process.pid).create_time():.2f}")
 
     def healthy(self) -> bool:
         try:
@@ -151,7 +152,7 @@ class LocalServer:
         self._start("web", [str(self._bin / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "3",
                             "--timeout", "300", "--chdir", str(backend), "config.wsgi"])
         self._start("worker", [str(self._bin / "doccano"), "task", "--concurrency", "1"])
-        (self.home / "server.json").write_text(json.dumps({"url": self.url}))
+        atomic.write_text(self.home / "server.json", json.dumps({"url": self.url}))
         say("waiting for doccano to answer")
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.healthy():
