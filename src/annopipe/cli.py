@@ -24,6 +24,7 @@ from annopipe.tagging import Report
 from annopipe.tasks import NAMES, TASKS, chosen_versions, spec_of
 
 if TYPE_CHECKING:
+    from annopipe.agreement import Agreement
     from annopipe.doccano.client import DoccanoClient
     from annopipe.training.data import TrainingData
 
@@ -235,6 +236,65 @@ def _print_metrics(metrics: dict) -> None:
             f"over {metrics['paragraphs_evaluated']} paragraphs",
             highlight=False,
         )
+
+
+@app.command()
+def agreement(
+    first: Annotated[str, typer.Argument(help="Gold JSONL file or folder, or @NAME: annotator NAME's gold in the workspace.")],
+    second: Annotated[str, typer.Argument(help="The other annotation of the same paragraphs, given the same way.")],
+    model: Annotated[bool, typer.Option("--model", help="Also tag those paragraphs and score the models in use "
+                                                        "against each annotator, beside their agreement.")] = False,
+    show: Annotated[int, typer.Option(min=0, help="Disagreements to print (all go to --output).")] = 20,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write agreement and disagreements as JSON.")] = None,
+    config: ConfigOption = None,
+    workspace: WorkspaceOption = Path(".annopipe"),
+) -> None:
+    """Inter-annotator agreement on the paragraphs both annotated: span and relation F1 per label,
+    Cohen's kappa for paragraph labels, and every disagreement. It is the ceiling for model figures."""
+    from annopipe.agreement import agreement as measure
+    from annopipe.agreement import common_paragraphs
+    from annopipe.gold import gold_source
+
+    with _user_errors():
+        cfg = load_config(config)
+        store = Store.in_workspace(workspace)
+        a, b = (gold_source(source, cfg, store) for source in (first, second))
+        result = measure(a, b, cfg.relations.symmetric)
+        if not result.paragraphs:
+            raise AnnopipeError(f"{first} and {second} share no paragraph (same id and text); nothing to compare")
+        models = {}
+        if model:
+            predicted, _ = _tag_gold(cfg, common_paragraphs(a, b), {})
+            models = {name: measure(records, list(predicted.values()), cfg.relations.symmetric)
+                      for name, records in ((first, a), (second, b))}
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(output, json.dumps({"agreement": result.to_dict(), "model": {
+                name: {k: v for k, v in m.to_dict().items() if k != "disagreements"} for name, m in models.items()}},
+                indent=2, ensure_ascii=False) + "\n")
+    _print_agreement(result, models, first, second)
+    for d in result.disagreements[:show]:
+        console.print(f"{d.paragraph_id} {d.part}: A {d.first or '-'} | B {d.second or '-'}", highlight=False,
+                      soft_wrap=True)
+    if len(result.disagreements) > show:
+        console.print(f"... {len(result.disagreements) - show} more disagreements"
+                      f"{f' in {output}' if output else ' (write them all with -o)'}", highlight=False)
+
+
+def _print_agreement(result: Agreement, models: dict[str, Agreement], first: str, second: str) -> None:
+    """The annotators' agreement in the first figure column, the models' beside it on the same paragraphs."""
+    console.print(f"A = {first}, B = {second}: {result.paragraphs} paragraphs annotated in both "
+                  f"({result.only_first} only in A, {result.only_second} only in B)", highlight=False, soft_wrap=True)
+    columns = [result, *models.values()]
+    table = Table(title="agreement (F1; kappa for paragraph labels)", title_justify="left")
+    for column in ("part", "label", "A vs B", *(f"model vs {name}" for name in ("A", "B")[: len(models)])):
+        table.add_column(column, justify="left" if column in ("part", "label") else "right")
+    for part in ("spans", "relations"):
+        scores = [{"micro": getattr(c, part)["micro"], **getattr(c, part)["per_label"]} for c in columns]
+        for label in ["micro", *sorted({label for s in scores for label in s} - {"micro"})]:
+            table.add_row(part, label, *(f"{s[label]['f1']:.3f}" if label in s else "-" for s in scores))
+    table.add_row("paragraph labels", "kappa", *(f"{c.kappa:.3f}" if c.kappa is not None else "-" for c in columns))
+    console.print(table)
 
 
 @app.command()

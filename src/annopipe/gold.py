@@ -50,14 +50,26 @@ def read_gold(path: Path, config: Config) -> list[Record]:
     return records
 
 
-def workspace_gold(config: Config, store: Store) -> list[Record]:
-    """The workspace's current gold (pulled and imported), checked against today's config."""
-    records = store.gold_records()
+def workspace_gold(config: Config, store: Store, annotator: str | None = None) -> list[Record]:
+    """The workspace's current gold (pulled and imported; one annotator's if given), checked against today's config."""
+    records = store.gold_records(annotator)
     for record in records:
         problems = label_problems(record, config)
         if problems:
             raise AnnopipeError(f"workspace gold {record.paragraph_id}: {problems[0]}")
     return records
+
+
+def gold_source(source: str, config: Config, store: Store) -> list[Record]:
+    """Gold from a JSONL file or folder, or `@NAME`: what annotator NAME left in the workspace
+    (pulled from a doccano project without collaboration, where each person's work is kept apart)."""
+    if source.startswith("@"):
+        records = workspace_gold(config, store, source[1:])
+        if not records:
+            raise AnnopipeError(f"no gold of annotator {source[1:]!r} in this workspace; "
+                                "`annopipe pull` from a project without collaboration first")
+        return records
+    return read_gold(Path(source), config)
 
 
 def training_records(config: Config, store: Store, files: list[Path]) -> list[Record]:

@@ -275,13 +275,16 @@ class Store:
         with self.engine.connect() as conn:
             return [{**row._asdict(), "record": Record.from_dict(json.loads(row.record))} for row in conn.execute(query)]
 
-    def gold_records(self) -> list[Record]:
-        """Current gold, one record per paragraph and annotator: spans and label parts joined.
+    def gold_records(self, annotator: str | None = None) -> list[Record]:
+        """Current gold, one record per paragraph and annotator (only `annotator`'s when given): spans
+        and label parts joined.
 
         Annotations of different people stay separate records, never merged.
         """
         merged: dict[tuple[str, str], Record] = {}
         for row in self.gold():
+            if annotator is not None and row["annotator"] != annotator:
+                continue
             record: Record = row["record"]
             key = (record.paragraph_id, row["annotator"])
             target = merged.setdefault(key, Record.for_paragraph(record.paragraph(), record.source))
