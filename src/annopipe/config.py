@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class RelationConfig:
     actor_labels: list[str]
     rules: list[dict]
     collective_subjects: list[str]
+    unasserted_modals: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def load_config(path: Path | None = None) -> Config:
         actor_labels=actor_labels,
         rules=rules,
         collective_subjects=[str(w).lower() for w in rules_data.get("collective_subjects", [])],
+        unasserted_modals=[str(w).lower() for w in rules_data.get("unasserted_modals", [])],
     )
 
     par_data = _section(data, "paragraphs", path)

@@ -54,7 +54,8 @@ class RuleRelationExtractor:
 
     @staticmethod
     def version_of(config: RelationConfig) -> str:
-        return "rules." + content_hash(json.dumps([config.rules, config.collective_subjects], sort_keys=True))[:8]
+        settings = [config.rules, config.collective_subjects, config.unasserted_modals]
+        return "rules." + content_hash(json.dumps(settings, sort_keys=True))[:8]
 
     def __call__(self, docs: list[Doc], spans: list[list[Span]]) -> list[list[Relation]]:
         return [self._extract(doc, doc_spans) for doc, doc_spans in zip(docs, spans)]
@@ -70,6 +71,8 @@ class RuleRelationExtractor:
         participants: list[Span] = []
         for match_id, token_ids in sorted(self.matcher(doc), key=lambda m: min(m[1])):
             rule, actor_at, target_at = self.rules[match_id]
+            if not self._asserted(doc[token_ids[0]]):
+                continue
             actor_token, target_token = doc[token_ids[actor_at]], doc[token_ids[target_at]]
             actors = self._actors(actor_token, span_of_token, participants)
             targets = self._targets(target_token, span_of_token)
@@ -87,10 +90,26 @@ class RuleRelationExtractor:
                         found[key] = Relation(head, tail, rule["label"], score)
         return list(found.values())
 
+    def _asserted(self, trigger: Token) -> bool:
+        """False when the text denies or only supposes the stance at `trigger` (see relation_rules.yaml)."""
+        checked = [trigger]
+        if trigger.pos_ in ("NOUN", "PROPN") or trigger.dep_ == "conj":  # "expressed no support", "X and did Y"
+            checked.append(trigger.head)
+        for token in checked:
+            for child in token.children:
+                if child.dep_ == "neg" or (child.dep_ == "det" and child.lower_ == "no"):
+                    return False
+                if child.dep_ == "aux" and child.lower_ in self.config.unasserted_modals:
+                    return False
+        return True
+
     def _actors(self, token: Token, span_of_token: dict[int, Span], participants: list[Span]) -> list[Span]:
-        if token.i not in span_of_token and token.lower_ in self.config.collective_subjects:
+        """The spans the actor token stands for; a collective subject ("they", "both sides") whose
+        noun phrase names no actor stands for the parties of the last meeting or cooperation."""
+        found = self._resolve(token, span_of_token, self.config.actor_labels)
+        if not found and token.i not in span_of_token and token.lower_ in self.config.collective_subjects:
             return list(participants)
-        return self._resolve(token, span_of_token, self.config.actor_labels)
+        return found
 
     def _targets(self, token: Token, span_of_token: dict[int, Span]) -> list[Span]:
         return self._resolve(token, span_of_token, None)
