@@ -50,6 +50,7 @@ def _main(
 ) -> None:
     """Political-analysis briefs to corrected, machine-readable knowledge."""
 
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Project config (default: $ANNOPIPE_CONFIG, else ./configs/annopipe.yaml, "
@@ -604,7 +605,7 @@ def train_model(
     from annopipe.training import runs
 
     with _user_errors():
-        spec_of(task)
+        spec_of(task)  # an unknown task fails here, before any gold is read
         cfg = load_config(config)
         data = _training_data(cfg, workspace, gold, seed)
         runs.check_trainable(task, data)
@@ -654,7 +655,6 @@ def models_promote(
     config: ConfigOption = None,
 ) -> None:
     """Make a registered version the one `annopipe tag` uses (atomic: tagging sees the old or the new one)."""
-
     with _user_errors():
         Registry(load_config(config).registry).promote(task, version)
     console.print(f"{task}: {version} is in use now", highlight=False)

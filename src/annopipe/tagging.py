@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from annopipe.documents import Document, Paragraph, collect_inputs, read_document
 from annopipe.errors import AnnopipeError
-from annopipe.nlp.pipeline import Predictor
 from annopipe.records import Record
 from annopipe.store import Store
+
+if TYPE_CHECKING:
+    from annopipe.nlp.pipeline import Predictor
 
 OnFile = Callable[[int, int], None]
 """Called with (files done, files in total) after each input file."""
