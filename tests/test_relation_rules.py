@@ -596,3 +596,28 @@ def test_union_without_symmetric_labels_keeps_both_directions():
     second = fixed_model("b", [[Relation(B, A, "MEETS_WITH", 0.7)]])
     assert UnionRelationModel(first, second)([None], [[]]) == [
         [Relation(A, B, "MEETS_WITH", 0.5), Relation(B, A, "MEETS_WITH", 0.7)]]
+
+
+@pytest.mark.parametrize("subject", ["He", "The president"])
+def test_a_referring_subject_stands_for_the_last_person_before_it(subject):
+    """"Macron arrived in Beijing. He met Xi.": "he" and "the president" are no span, so the last
+    PERSON mentioned before them in the paragraph is the actor (Beijing, a GPE, is not)."""
+    rows = [("Macron", 1, "nsubj", "PROPN", "Macron"), ("arrived", 1, "ROOT", "VERB", "arrive"),
+            ("in", 1, "prep", "ADP", "in"), ("Beijing", 2, "pobj", "PROPN", "Beijing"), (".", 1, "punct", "PUNCT", ".")]
+    if subject == "He":
+        rows += [("He", 6, "nsubj", "PRON", "he"), ("met", 6, "ROOT", "VERB", "meet"),
+                 ("Xi", 6, "dobj", "PROPN", "Xi"), (".", 6, "punct", "PUNCT", ".")]
+    else:
+        rows += [("The", 6, "det", "DET", "the"), ("president", 7, "nsubj", "NOUN", "president"),
+                 ("met", 7, "ROOT", "VERB", "meet"), ("Xi", 7, "dobj", "PROPN", "Xi"), (".", 7, "punct", "PUNCT", ".")]
+    doc = parse(rows)
+    macron, beijing, xi = span(doc, 0, 0, "PERSON", 0.9), span(doc, 3, 3, "GPE", 0.9), span(doc, len(doc) - 2,
+                                                                                            len(doc) - 2, "PERSON", 0.8)
+    (relations,) = EXTRACTOR([doc], [[macron, beijing, xi]])
+    assert relations == [Relation(macron.key, xi.key, "MEETS_WITH", expected_score("meets-active", macron, xi))]
+
+
+def test_a_referring_subject_with_nobody_before_it_stands_for_no_one():
+    doc = parse([("He", 1, "nsubj", "PRON", "he"), ("met", 1, "ROOT", "VERB", "meet"),
+                 ("Xi", 1, "dobj", "PROPN", "Xi"), (".", 1, "punct", "PUNCT", ".")])
+    assert EXTRACTOR([doc], [[span(doc, 2, 2, "PERSON", 0.8)]]) == [[]]

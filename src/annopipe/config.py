@@ -47,6 +47,7 @@ class RelationConfig:
     rules: list[dict]
     collective_subjects: list[str]
     unasserted_modals: list[str] = field(default_factory=list)
+    references: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ def load_config(path: Path | None = None) -> Config:
         rules=rules,
         collective_subjects=[str(w).lower() for w in rules_data.get("collective_subjects", [])],
         unasserted_modals=[str(w).lower() for w in rules_data.get("unasserted_modals", [])],
+        references={str(label): [str(w).lower() for w in words]
+                    for label, words in (rules_data.get("references") or {}).items()},
     )
 
     par_data = _section(data, "paragraphs", path)

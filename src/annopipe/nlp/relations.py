@@ -54,7 +54,7 @@ class RuleRelationExtractor:
 
     @staticmethod
     def version_of(config: RelationConfig) -> str:
-        settings = [config.rules, config.collective_subjects, config.unasserted_modals]
+        settings = [config.rules, config.collective_subjects, config.unasserted_modals, config.references]
         return "rules." + content_hash(json.dumps(settings, sort_keys=True))[:8]
 
     def __call__(self, docs: list[Doc], spans: list[list[Span]]) -> list[list[Relation]]:
@@ -107,9 +107,21 @@ class RuleRelationExtractor:
         """The spans the actor token stands for; a collective subject ("they", "both sides") whose
         noun phrase names no actor stands for the parties of the last meeting or cooperation."""
         found = self._resolve(token, span_of_token, self.config.actor_labels)
-        if not found and token.i not in span_of_token and token.lower_ in self.config.collective_subjects:
+        if found or token.i in span_of_token:
+            return found
+        if token.lower_ in self.config.collective_subjects:
             return list(participants)
-        return found
+        return self._referent(token, span_of_token)
+
+    def _referent(self, token: Token, span_of_token: dict[int, Span]) -> list[Span]:
+        """The span a referring subject ("he", "the president", "the country") stands for: the last
+        span of its label mentioned before it in the paragraph."""
+        phrase = " ".join(t.lower_ for t in token.lefts if t.dep_ == "compound") + " " + token.lower_
+        for label, words in self.config.references.items():
+            if token.lower_ in words or phrase.strip() in words:
+                before = [s for i, s in span_of_token.items() if i < token.i and s.label == label]
+                return [max(before, key=lambda s: s.start)] if before else []
+        return []
 
     def _targets(self, token: Token, span_of_token: dict[int, Span]) -> list[Span]:
         return self._resolve(token, span_of_token, None)
