@@ -39,7 +39,15 @@ from annopipe.doccano.client import (
     DoccanoClient,
 )
 from annopipe.doccano.server import LocalServer, free_port
-from annopipe.doccano.sync import LABELS_PROJECT, SPANS_PROJECT, find_projects, pull, push
+from annopipe.doccano.sync import (
+    LABELS_PROJECT,
+    SPANS_PROJECT,
+    confident_relations,
+    find_projects,
+    pull,
+    push,
+    push_threshold,
+)
 from annopipe.documents import read_document
 from annopipe.evaluation import evaluate
 from annopipe.gold import read_gold
@@ -47,6 +55,7 @@ from annopipe.nlp.pipeline import Predictor
 from annopipe.records import Record
 from annopipe.registry import Registry
 from annopipe.store import Store
+from annopipe.tasks import TASKS
 from annopipe.training import runs
 from annopipe.training.data import build
 
@@ -157,15 +166,23 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
     assert not pulled.problems, pulled.problems[:3]
 
     data = build(store.gold_records(), seed)
-    gold_ids = {r.paragraph_id for split in data.splits.values() for r in split}
-    unlabelled = [t for pid, t in store.paragraph_texts(5000).items() if pid not in gold_ids]
+    unlabelled = runs.unlabelled_texts(store, data)
     outcomes = {}
     for task in tasks:
         outcome = runs.train(task, data, config, Registry(config.registry), seed=seed, unlabelled=unlabelled,
                              max_epochs=max_epochs)
         outcomes[task] = {"version": outcome.version, "dev": outcome.candidate, "dev_in_use": outcome.current,
                           "promoted": outcome.promoted, "seconds": outcome.metrics["fit_seconds"]}
-    after = scores(config, Predictor(config)([g.paragraph() for g in hidden_gold]), hidden_gold)
+        if "push_curve" in outcome.metrics:  # what a push threshold trades: dev precision against recall
+            outcomes[task]["push_curve"] = outcome.metrics["push_curve"]
+    promoted = Predictor(config)
+    tagged = promoted([g.paragraph() for g in hidden_gold])
+    after = scores(config, tagged, hidden_gold)
+    # What push would pre-annotate: the trained relation model's relations above its dev threshold.
+    threshold = push_threshold(promoted.active["relations"])
+    pushed = scores(config, confident_relations(tagged, threshold)[0], hidden_gold)
+    after["pushed_relations"] = {"threshold": threshold, "relation_f1": pushed["relation_f1"],
+                                 "accepted_unchanged": pushed["accepted_unchanged"]["relations"]}
     return {"held_out_briefs": [p.name for p in hidden], "held_out_paragraphs": len(hidden_gold),
             "annotated_paragraphs": len(pool_records), "annotator_edits": dict(effort), "trained": outcomes,
             "held_out_before": before, "held_out_after": after, "seconds": round(time.perf_counter() - started, 1)}
@@ -173,7 +190,7 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(runs.FITTERS))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--held-out", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,6 @@
 """Metrics: exact-match P/R/F1, symmetric relations, paragraph accuracy and macro-F1."""
 
-from annopipe.evaluation import evaluate
+from annopipe.evaluation import evaluate, threshold_curve, threshold_for_precision
 from annopipe.records import ParagraphLabel, Record, Relation, Span
 
 TEXT = "Minsk met Beijing and backs multilateralism."
@@ -42,3 +42,18 @@ def test_missing_predictions_count_as_empty_and_macro_f1_averages_gold_labels():
     # DIPLOMACY: p=0.5 r=1 f=0.667; ECONOMY: p=0 r=0 f=0 -> macro 0.3333
     assert labels["macro_f1"] == 0.3333
     assert metrics["spans"]["micro"]["f1"] == 1.0
+
+
+def test_threshold_curve_and_the_threshold_for_a_target_precision():
+    """Three predicted relations scoring 0.9 (right), 0.6 (wrong), 0.3 (right) against two gold ones."""
+    gold = [rec("d:0", [MINSK, BEIJING, MULTI],
+                [Relation(MINSK.key, BEIJING.key, "MEETS_WITH"), Relation(MINSK.key, MULTI.key, "SUPPORTS")])]
+    predicted = {"d:0": rec("d:0", [MINSK, BEIJING, MULTI], [
+        Relation(MINSK.key, BEIJING.key, "MEETS_WITH", 0.9), Relation(BEIJING.key, MULTI.key, "SUPPORTS", 0.6),
+        Relation(MINSK.key, MULTI.key, "SUPPORTS", 0.3)])}
+    curve = threshold_curve(gold, predicted, ["MEETS_WITH"])
+    assert [(p["threshold"], p["kept"], p["precision"], p["recall"]) for p in curve] == [
+        (0.0, 3, 0.6667, 1.0), (0.3, 3, 0.6667, 1.0), (0.6, 2, 0.5, 0.5), (0.9, 1, 1.0, 0.5)]
+    assert threshold_for_precision(curve, 0.6) == 0.0  # all of the recall at 0.67 precision
+    assert threshold_for_precision(curve, 0.7) == 0.9
+    assert threshold_for_precision([{**p, "precision": 0.1} for p in curve], 0.7) == 0.0  # none reaches it: most precise

@@ -3,7 +3,14 @@
 import pytest
 
 from annopipe.config import load_config
-from annopipe.doccano.sync import confidence, duplicates_to_remove, label_colors, order_records
+from annopipe.doccano.sync import (
+    confidence,
+    confident_relations,
+    duplicates_to_remove,
+    label_colors,
+    order_records,
+    push_threshold,
+)
 from annopipe.errors import AnnopipeError
 from annopipe.gold import label_problems
 from annopipe.records import ParagraphLabel, Relation, Span
@@ -44,3 +51,12 @@ def test_surplus_copies_go_but_confirmed_work_stays():
     assert duplicates_to_remove([{"id": 3}, {"id": 5}, {"id": 9}]) == [5, 9]  # the oldest copy stays
     assert duplicates_to_remove([{"id": 3}, {"id": 5, "is_confirmed": True}]) == [3]
     assert duplicates_to_remove([{"id": 3, "is_confirmed": True}, {"id": 5, "is_confirmed": True}]) == []
+
+
+def test_relations_below_the_push_threshold_are_held_back_and_counted():
+    strong, weak = Relation((0, 5), (17, 32), "SUPPORTS", 0.9), Relation((17, 32), (0, 5), "OPPOSES", 0.2)
+    records = [record(relations=[strong, weak]), record(paragraph_id="d:1", relations=[strong])]
+    kept, held_back = confident_relations(records, 0.5)
+    assert [r.relations for r in kept] == [[strong], [strong]] and held_back == 1
+    assert kept[1] is records[1] and confident_relations(records, 0.0) == (records, 0)
+    assert push_threshold(None) == 0.0  # model zero: every relation goes

@@ -272,3 +272,25 @@ def test_paragraph_model_trains_and_gives_calibrated_labels(gold, encoder, tmp_p
     probs = classifier.classifier.probabilities([dev[0].text])
     assert math.isclose(float(probs.sum()), 1.0, rel_tol=1e-5)
     assert classifier.version.startswith("trained.")
+
+
+@pytest.mark.slow
+def test_train_relations_chooses_a_push_threshold_on_dev_for_the_target_precision(gold, tmp_path):
+    """`train relations` (the task's fit) records the dev precision/recall curve over score
+    thresholds and the threshold push will use: the most recall at `push_min_precision`."""
+    from annopipe.training.data import TrainingData
+    from annopipe.training.relations import fit
+
+    train, dev = gold
+    data = TrainingData(splits={"train": train, "dev": dev, "test": dev}, seed=0, hash="test")
+    metrics, meta = fit(data, CONFIG, tmp_path / "model", 0, [], 1, None)
+    curve = metrics["push_curve"]
+    assert curve[0]["threshold"] == 0.0 and [p["threshold"] for p in curve] == sorted(p["threshold"] for p in curve)
+    assert curve[0]["recall"] == metrics["dev"]["micro"]["recall"]  # nothing held back at 0: the dev figures
+    chosen = next(p for p in curve if p["threshold"] == meta["push_threshold"])
+    reaching = [p for p in curve if p["precision"] >= REL.push_min_precision and p["kept"]]
+    if reaching:
+        assert chosen["precision"] >= REL.push_min_precision and chosen["recall"] == max(p["recall"] for p in reaching)
+    else:
+        assert chosen["precision"] == max(p["precision"] for p in curve)
+    assert meta["push_min_precision"] == REL.push_min_precision

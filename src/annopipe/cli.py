@@ -433,7 +433,7 @@ def push(
     Tags what is not tagged yet. Pushing again uploads only what doccano does not have, and never
     touches an example that is already there.
     """
-    from annopipe.doccano.sync import order_records
+    from annopipe.doccano.sync import order_records, push_threshold
     from annopipe.doccano.sync import push as push_records
     from annopipe.nlp.pipeline import Predictor
     from annopipe.tagging import tag_for_push
@@ -443,19 +443,21 @@ def push(
         store = Store.in_workspace(workspace)
         with _connect(workspace, cfg) as client:  # fails fast on a wrong login, before models load
             with console.status("tagging"):
-                tagged = Report()
-                records = tag_for_push(paths or [], document or [], Predictor(cfg), store, tagged)
+                tagged, predictor = Report(), Predictor(cfg)
+                records = tag_for_push(paths or [], document or [], predictor, store, tagged)
                 _print_problems(tagged.problems, "skipped")
                 records = order_records(records, order, limit)
             with _file_progress("pushing") as (progress, task):
-                report = push_records(client, store, cfg, records,
-                                      _progress_callback(progress, task))
+                threshold = push_threshold(predictor.active["relations"])
+                report = push_records(client, store, cfg, records, _progress_callback(progress, task), threshold)
     table = Table(show_header=False, box=None)
     table.add_row("paragraphs selected", str(report.selected))
     for name, count in report.uploaded.items():
         table.add_row(f"uploaded to {name!r}", f"{count} ({report.already[name]} were already there)")
     if report.duplicates_removed:
         table.add_row("duplicate copies removed", str(report.duplicates_removed))
+    if report.relations_held_back:
+        table.add_row(f"relations scoring below {threshold:.2f} not pre-annotated", str(report.relations_held_back))
     console.print(table)
     _exit_on_problems(report.problems)
 

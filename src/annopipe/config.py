@@ -48,6 +48,7 @@ class RelationConfig:
     collective_subjects: list[str]
     unasserted_modals: list[str] = field(default_factory=list)
     references: dict[str, list[str]] = field(default_factory=dict)
+    push_min_precision: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def load_config(path: Path | None = None) -> Config:
         unasserted_modals=[str(w).lower() for w in rules_data.get("unasserted_modals", [])],
         references={str(label): [str(w).lower() for w in words]
                     for label, words in (rules_data.get("references") or {}).items()},
+        push_min_precision=float(rel_data.get("push_min_precision", RelationConfig.push_min_precision)),
     )
 
     par_data = _section(data, "paragraphs", path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from annopipe.records import Record
 
@@ -92,3 +92,26 @@ def label_scores(gold: list[str], predicted: list[str | None]) -> dict:
         "macro_f1": round(macro, 4),
         "per_label": per_label,
     }
+
+
+def threshold_curve(gold: list[Record], predicted: dict[str, Record], symmetric: Iterable[str] = ()) -> list[dict]:
+    """Relation micro precision, recall and F1 when only relations scoring at least `threshold` are
+    kept, for every threshold that changes what is kept (0.0 keeps everything)."""
+    scores = sorted({r.score for p in predicted.values() for r in p.relations if r.score is not None})
+    curve = []
+    for threshold in [0.0, *(s for s in scores if s > 0.0)]:
+        kept = {pid: replace(p, relations=[r for r in p.relations if (r.score or 0.0) >= threshold])
+                for pid, p in predicted.items()}
+        micro = evaluate(gold, kept, symmetric)["relations"]["micro"]
+        curve.append({"threshold": threshold, "kept": sum(len(p.relations) for p in kept.values()),
+                      **{key: micro[key] for key in ("precision", "recall", "f1")}})
+    return curve
+
+
+def threshold_for_precision(curve: list[dict], target: float) -> float:
+    """The threshold with the most recall among those whose precision reaches `target` (the lowest on
+    a tie); the most precise one when none does."""
+    reaching = [point for point in curve if point["precision"] >= target and point["kept"]]
+    if reaching:
+        return max(reaching, key=lambda p: (p["recall"], -p["threshold"]))["threshold"]
+    return max(curve, key=lambda p: (p["precision"], -p["threshold"]))["threshold"] if curve else 0.0

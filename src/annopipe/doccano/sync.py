@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from annopipe.config import Config
 from annopipe.doccano.client import (
@@ -35,6 +35,7 @@ from annopipe.errors import AnnopipeError
 from annopipe.gold import label_problems
 from annopipe.offsets import is_bmp
 from annopipe.records import Record, check_record
+from annopipe.registry import ModelVersion
 from annopipe.store import GoldEntry, Store
 
 CHUNK = 1000
@@ -117,6 +118,23 @@ def order_records(records: list[Record], order: str, limit: int | None = None) -
     return ordered[:limit] if limit is not None else ordered
 
 
+def push_threshold(relations_version: ModelVersion | None) -> float:
+    """The relation score a pushed pre-annotation needs: what the trained version in use chose on dev
+    for `relations.push_min_precision`; model zero's relations all go."""
+    return float(relations_version.meta.get("push_threshold", 0.0)) if relations_version else 0.0
+
+
+def confident_relations(records: list[Record], threshold: float) -> tuple[list[Record], int]:
+    """The records with only the relations scoring at least `threshold` (what annotators tend to
+    keep), and how many were left out; spans and labels are untouched."""
+    kept, dropped = [], 0
+    for record in records:
+        relations = [r for r in record.relations if r.score is None or r.score >= threshold]
+        dropped += len(record.relations) - len(relations)
+        kept.append(replace(record, relations=relations) if len(relations) < len(record.relations) else record)
+    return kept, dropped
+
+
 def label_colors(labels: list[str]) -> dict[str, str]:
     """A distinct, stable colour per label (by position in the config)."""
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
@@ -190,17 +208,20 @@ class PushReport:
     uploaded: dict[str, int] = field(default_factory=dict)  # project name -> examples
     already: dict[str, int] = field(default_factory=dict)
     duplicates_removed: int = 0
+    relations_held_back: int = 0  # scored below the push threshold
     problems: list[str] = field(default_factory=list)
 
 
 def push(client: DoccanoClient, store: Store, config: Config, records: list[Record],
-         on_progress: OnProgress = _no_progress) -> PushReport:
+         on_progress: OnProgress = _no_progress, min_relation_score: float = 0.0) -> PushReport:
     """Upload records to both projects as pre-annotations; only what the server does not have yet.
 
-    Both projects' imports of a chunk start before either is verified, so doccano's worker
-    imports one while the other is being checked.
+    Relations scoring below `min_relation_score` are held back (see `push_threshold`). Both
+    projects' imports of a chunk start before either is verified, so doccano's worker imports one
+    while the other is being checked.
     """
     report = PushReport(selected=len(records))
+    records, report.relations_held_back = confident_relations(records, min_relation_score)
     valid = []
     for record in records:
         problems = check_record(record) + label_problems(record, config)

@@ -32,7 +32,7 @@ import torch
 
 from annopipe.config import Config
 from annopipe.errors import AnnopipeError
-from annopipe.evaluation import evaluate
+from annopipe.evaluation import evaluate, threshold_curve, threshold_for_precision
 from annopipe.nlp.relations import (
     HEAD_MARKER,
     MAX_CONTEXT_CHARS,
@@ -262,12 +262,16 @@ def train_relation_model(
 # -- the task's spec functions (annopipe.tasks) --------------------------------------------------------
 
 
-def _score(model, nlp, records: list[Record], symmetric: list[str]) -> dict:
-    """Relation P/R/F1 from gold spans: the relation model alone, not the NER before it."""
+def _predict(model, nlp, records: list[Record]) -> dict[str, Record]:
+    """The model's relations between the gold spans of `records`: the relation model alone, not the NER before it."""
     docs = list(nlp.pipe([r.text for r in records]))
     found = model(docs, [r.spans for r in records])
-    result = evaluate(records, {r.paragraph_id: replace(r, relations=rels) for r, rels in zip(records, found)},
-                      symmetric)["relations"]
+    return {r.paragraph_id: replace(r, relations=rels) for r, rels in zip(records, found)}
+
+
+def _score(model, nlp, records: list[Record], symmetric: list[str]) -> dict:
+    """Relation P/R/F1 from gold spans."""
+    result = evaluate(records, _predict(model, nlp, records), symmetric)["relations"]
     return {"score": result["micro"]["f1"], **result}
 
 
@@ -287,9 +291,13 @@ def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: li
     models = {name: build_relation_model(spec, rel, nlp.vocab, out) for name, spec in specs.items()}
     alone, together = (_score(models[name], nlp, dev, rel.symmetric) for name in ("alone", "with_rules"))
     chosen = "with_rules" if together["score"] > alone["score"] else "alone"
+    curve = threshold_curve(dev, _predict(models[chosen], nlp, dev), rel.symmetric)
+    push_threshold = threshold_for_precision(curve, rel.push_min_precision)
     metrics = {**figures, "dev": together if chosen == "with_rules" else alone, "dev_trained_alone": alone,
-               "dev_with_rules": together, "test": _score(models[chosen], nlp, test, rel.symmetric)}
-    return metrics, {"relation_model": specs[chosen], "labels": rel.labels}
+               "dev_with_rules": together, "test": _score(models[chosen], nlp, test, rel.symmetric),
+               "push_curve": curve}
+    return metrics, {"relation_model": specs[chosen], "labels": rel.labels, "push_threshold": push_threshold,
+                     "push_min_precision": rel.push_min_precision}
 
 
 def score_versions(config: Config, version: ModelVersion | None, splits: list[list[Record]]) -> list[dict]:
