@@ -192,6 +192,11 @@ def zero_version(config: Config) -> str:
     return ner_version(config.ner, package_version(config.ner.model))
 
 
+def version_config(config: Config, version: ModelVersion | None) -> NerConfig:
+    """The NER settings of a registered version: the config's, with the label map it was trained with."""
+    return replace(config.ner, label_map=version.meta["label_map"]) if version else config.ner
+
+
 def load(config: Config, version: ModelVersion | None, nlp: Language) -> NerTagger:
-    """The NER of a registered version (its spaCy pipeline is `nlp`) with the label map it was trained with."""
-    return NerTagger(replace(config.ner, label_map=version.meta["label_map"]) if version else config.ner, nlp)
+    """The NER of a registered version (its spaCy pipeline is `nlp`), or model zero's."""
+    return NerTagger(version_config(config, version), nlp)

@@ -221,8 +221,8 @@ def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: li
 
 
 def score_versions(config: Config, version: ModelVersion | None, splits: list[list[Record]]) -> list[dict]:
+    from annopipe.nlp.ner import version_config
     from annopipe.nlp.pipeline import load_spacy
 
     nlp = load_spacy(str(version.model_dir) if version else config.ner.model)
-    ner_config = replace(config.ner, label_map=version.meta["label_map"]) if version else config.ner
-    return [_score(nlp, records, ner_config) for records in splits]
+    return [_score(nlp, records, version_config(config, version)) for records in splits]
