@@ -27,7 +27,10 @@ ARTIFACTS = Path(__file__).parents[1] / "test-artifacts" / "browser"
 
 
 def utf16(text: str, index: int) -> int:
-    """The JavaScript (UTF-16) index of the Python (code point) index `index` in `text`."""
+    """The JavaScript (UTF-16) index of the Python (code point) index `index` in `text`.
+
+    Deliberately not `annopipe.offsets.to_utf16`: the test places the mouse by its own count, so a
+    wrong conversion in annopipe cannot cancel itself out between push and pull."""
     return index + sum(1 for ch in text[:index] if ord(ch) > 0xFFFF)
 
 
