@@ -48,7 +48,7 @@ class RelationConfig:
     collective_subjects: list[str]
     unasserted_modals: list[str] = field(default_factory=list)
     references: dict[str, list[str]] = field(default_factory=dict)
-    push_min_precision: float = 0.7
+    push_min_precision: float = 0.0
 
 
 @dataclass(frozen=True)
