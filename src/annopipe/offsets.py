@@ -9,7 +9,7 @@ before an offset, so conversion happens at the doccano boundary, both ways, and 
 What a reader sees as one character may be several code points (a flag, an emoji with a skin
 tone, a letter with combining accents, a ZWJ family): a grapheme cluster, as Unicode's UAX #29
 defines it. A span that starts or ends inside one cuts a character in two, so model output is
-snapped outward to cluster boundaries and gold that cuts one is refused.
+widened to whole tokens until it cuts none (`nlp.ner`), and gold that cuts one is refused.
 
 Texts are valid Unicode (readers decode strictly, so there are no lone surrogates).
 """
@@ -74,8 +74,3 @@ def cut_grapheme(text: str, start: int, end: int, boundaries: set[int] | None = 
             right = min(b for b in boundaries if b > offset)
             return text[left:right]
     return None
-
-
-def snap_to_graphemes(start: int, end: int, boundaries: set[int]) -> tuple[int, int]:
-    """[start, end) widened to the nearest grapheme-cluster boundaries outside it."""
-    return max(b for b in boundaries if b <= start), min(b for b in boundaries if b >= end)
