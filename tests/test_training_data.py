@@ -59,7 +59,8 @@ def test_a_span_whose_offsets_do_not_match_is_refused():
 
 
 def test_rare_labels_are_warned_about():
-    warnings = build(GOLD, seed=0).warnings(*LABELS)
+    first_sixteen = [r for r in GOLD if r.source < "corpora/samples/17"]  # where EVENT is rare
+    warnings = build(first_sixteen, seed=0).warnings(*LABELS)
     assert any(w.startswith("span label EVENT") for w in warnings)
     assert not any(w.startswith("span label GPE") for w in warnings)
 
