@@ -21,7 +21,7 @@ import resource
 import time
 
 from annopipe.config import NerConfig, load_config
-from annopipe.nlp.pipeline import load_spacy
+from annopipe.nlp.ner import load_spacy
 from annopipe.public_data import CROSSNER_TO_PROJECT, load_public, map_labels
 from annopipe.training.ner import plan, scores, train_ner
 

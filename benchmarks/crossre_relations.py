@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--predictions", type=Path, help="write the dev predictions here (annopipe JSONL)")
+    parser.add_argument("--frozen-layers", type=int, default=3,
+                        help="encoder layers kept as shipped (3 of MiniLM's 6, as `annopipe train relations`); 0 trains all")
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
     args = parser.parse_args()
     train, dev = load_public("crossre", "train"), load_public("crossre", "dev")
     labels = list(CROSSRE_RELATION_LABELS)
@@ -83,7 +86,7 @@ def main() -> None:
         started = time.perf_counter()
         figures = train_relation_model(
             train, dev, labels, [], None, encoder, Path(tmp) / "model", seed=args.seed, epochs=args.epochs,
-            split_sentences=False, pairs="related",
+            split_sentences=False, pairs="related", frozen_layers=args.frozen_layers, learning_rate=args.learning_rate,
             progress=lambda h: print(f"epoch {h['epoch']:2d}  train loss {h['train_loss']:.4f}  "
                                      f"dev micro-F1 {h['dev_score']:.4f}  {h['seconds']:.0f} s", flush=True),
         )

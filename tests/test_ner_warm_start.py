@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from annopipe.nlp.pipeline import load_spacy
+from annopipe.nlp.ner import load_spacy
 from annopipe.training.ner import DROPPED_MARGIN, warm_start
 
 pytestmark = pytest.mark.slow

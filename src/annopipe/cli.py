@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from annopipe import atomic
@@ -83,6 +90,25 @@ def _file_progress(description: str) -> Iterator[tuple[Progress, int]]:
     )
     with progress:
         yield progress, progress.add_task(description, total=None)
+
+
+@contextmanager
+def _epoch_progress(description: str) -> Iterator[Callable[[int, int, float, float], None]]:
+    """A bar over a fit's epoch budget with the last dev score and the time left; an early stop on
+    dev completes it. Without a terminal (logs, CI) each epoch is one line instead."""
+    if not console.is_terminal:
+        yield lambda epoch, epochs, loss, score: console.print(
+            f"{description}: epoch {epoch}/{epochs}, loss {loss:.3f}, dev {score:.3f}", highlight=False)
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[dev]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+    )
+    with progress:
+        task = progress.add_task(description, total=None, dev="")
+        yield lambda epoch, epochs, loss, score: progress.update(
+            task, completed=epoch, total=epochs, dev=f"loss {loss:.3f}  dev {score:.3f}")
+        progress.update(task, total=progress.tasks[0].completed)
 
 
 def _progress_callback(progress: Progress, task: int) -> Callable[[int, int], None]:
@@ -613,11 +639,9 @@ def train_model(
         runs.check_trainable(task, data)
         _print_counts(data)
         unlabelled = runs.unlabelled_texts(Store.in_workspace(workspace), data)
-        with console.status(f"training {task}") as spinner:
+        with _epoch_progress(f"training {task}") as on_epoch:
             outcome = runs.train(task, data, cfg, Registry(cfg.registry), seed=seed, margin=margin,
-                                 unlabelled=unlabelled, max_epochs=max_epochs,
-                                 on_epoch=lambda epoch, loss, f1: spinner.update(
-                                     f"training {task}: epoch {epoch}, loss {loss:.1f}, dev F1 {f1:.3f}"))
+                                 unlabelled=unlabelled, max_epochs=max_epochs, on_epoch=on_epoch)
     test = outcome.metrics["test_score"]
     console.print(f"{task} {outcome.version}: dev {outcome.metric} {outcome.candidate:.3f} (test {test:.3f}); "
                   f"{outcome.current_version} in use scores {outcome.current:.3f} on the same dev split", highlight=False)

@@ -49,6 +49,8 @@ class RelationConfig:
     unasserted_modals: list[str] = field(default_factory=list)
     references: dict[str, list[str]] = field(default_factory=dict)
     push_min_precision: float = 0.0
+    candidate_window: int = 0
+    refusal_verbs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -189,9 +191,11 @@ def load_config(path: Path | None = None) -> Config:
         rules=rules,
         collective_subjects=[str(w).lower() for w in rules_data.get("collective_subjects", [])],
         unasserted_modals=[str(w).lower() for w in rules_data.get("unasserted_modals", [])],
+        refusal_verbs=[str(w).lower() for w in rules_data.get("refusal_verbs", [])],
         references={str(label): [str(w).lower() for w in words]
                     for label, words in (rules_data.get("references") or {}).items()},
         push_min_precision=float(rel_data.get("push_min_precision", RelationConfig.push_min_precision)),
+        candidate_window=int(rel_data.get("candidate_window", RelationConfig.candidate_window)),
     )
 
     par_data = _section(data, "paragraphs", path)

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from annopipe.registry import ModelVersion, Registry
     from annopipe.training.data import TrainingData
 
-OnEpoch = Callable[[int, float, float], None]
-"""Called with (epoch, training loss, dev score) after every epoch of a fit."""
+OnEpoch = Callable[[int, int, float, float], None]
+"""Called with (epoch, most epochs, training loss, dev score) after every epoch of a fit; a fit may
+stop early on dev, before the most epochs."""
 
 Fit = Callable[["TrainingData", "Config", Any, int, list[str], int, "OnEpoch | None"], tuple[dict, dict]]
 """(data, config, model folder, seed, unlabelled texts, max epochs, on_epoch) -> (metrics, meta).

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import spacy
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
@@ -27,6 +28,7 @@ from spacy.util import filter_spans
 
 from annopipe.config import Config, NerConfig
 from annopipe.documents import content_hash
+from annopipe.errors import AnnopipeError
 from annopipe.offsets import grapheme_boundaries
 from annopipe.records import Span
 
@@ -200,3 +202,37 @@ def version_config(config: Config, version: ModelVersion | None) -> NerConfig:
 def load(config: Config, version: ModelVersion | None, nlp: Language) -> NerTagger:
     """The NER of a registered version (its spaCy pipeline is `nlp`), or model zero's."""
     return NerTagger(version_config(config, version), nlp)
+
+
+def load_spacy(name: str) -> Language:
+    try:
+        return spacy.load(name)
+    except OSError:
+        raise AnnopipeError(
+            f"spaCy pipeline '{name}' is not installed; install its package or point ner.model at a folder"
+        ) from None
+
+
+NER_FOLDER = "ner"
+"""Where a trained version keeps its NER component: the rest of the pipeline is the base package's."""
+
+
+def ner_pipeline(config: Config, version: ModelVersion | None) -> Language:
+    """The spaCy pipeline a NER version runs in: the base package with the version's NER component.
+
+    A trained version saves only its NER component (about 6 MB, small enough to commit and ship)
+    and names the base package and version it was trained in; tagger, parser and lemmatizer stay
+    the base's. Versions saved as a whole pipeline (`config.cfg` in the folder) load as they are.
+    """
+    if version is None:
+        return load_spacy(config.ner.model)
+    if (version.model_dir / "config.cfg").exists():
+        return load_spacy(str(version.model_dir))
+    base, trained_on = version.meta["base"], version.meta.get("base_version")
+    installed = package_version(base)
+    if trained_on and installed != trained_on:
+        raise AnnopipeError(f"NER version {version.version} was trained in {base} {trained_on} but {installed} is "
+                            "installed; install that version or train again")
+    nlp = load_spacy(base)
+    nlp.get_pipe("ner").from_disk(version.model_dir / NER_FOLDER, exclude=["vocab"])
+    return nlp

@@ -131,8 +131,9 @@ def model_fingerprint(model_dir: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for name in (MODEL_CARD, "model.safetensors", "pytorch_model.bin", PooledClassifier.HEAD_FILE):
-        path = model_dir / name
+    layers = sorted(model_dir.glob(PooledClassifier.LAYER_FILE.format("*")))
+    for path in [model_dir / name for name in (MODEL_CARD, "model.safetensors", "pytorch_model.bin")] + layers + [
+            model_dir / PooledClassifier.HEAD_FILE]:
         if path.exists():
             with path.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
@@ -140,38 +141,60 @@ def model_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def marker_positions(encoding, markers: list[tuple[int, int]]) -> list[list[int]]:
-    """Token indices of the two markers' first characters (0, the [CLS] token, where truncated away)."""
+def marker_positions(encoding, markers: list[tuple[int, int]], texts: list[int] | None = None) -> list[list[int]]:
+    """Token indices of the two markers' first characters (0, the [CLS] token, where truncated away);
+    `texts` gives the encoded text each pair of markers is in (the pair's own text when None)."""
     positions = []
     for row, chars in enumerate(markers):
-        found = [encoding.char_to_token(row, char) for char in chars]
+        text = row if texts is None else texts[row]
+        found = [encoding.char_to_token(text, char) for char in chars]
         positions.append([0 if token is None else token for token in found])
     return positions
+
+
+def group_rows(texts: list[str]) -> tuple[list[str], list[list[int]]]:
+    """The distinct texts, and for each the rows that show it: every pair of one paragraph is
+    classified from a single encoding of the paragraph."""
+    index: dict[str, int] = {}
+    rows: list[list[int]] = []
+    for row, text in enumerate(texts):
+        at = index.setdefault(text, len(index))
+        if at == len(rows):
+            rows.append([])
+        rows[at].append(row)
+    return list(index), rows
 
 
 def sequence_logits(
     model, tokenizer, texts: list[str], max_length: int, batch_size: int = 32,
     markers: list[tuple[int, int]] | None = None,
 ) -> torch.Tensor:
-    """Raw logits of a classifier, in `texts` order; batches of similar length, no gradients.
+    """Raw logits of a classifier, one row per text (and marker pair), in input order; no gradients.
 
-    `markers` (the character positions of the two entity markers in each text) are passed on to
-    a `PooledClassifier` that pools there.
+    Each distinct text is encoded once, in batches of similar length; `markers` (the character
+    positions of two entity markers per row) are passed on to a `PooledClassifier` that pools
+    there, so the rows that share a text (the pairs of one paragraph) share its encoding.
     """
     logits = torch.empty(len(texts), model.num_labels)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    distinct, rows_of = group_rows(texts)
+    order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         for at in range(0, len(order), batch_size):
             chunk = order[at : at + batch_size]
             batch = tokenizer(
-                [texts[i] for i in chunk], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                [distinct[i] for i in chunk], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
             )
+            rows = [row for i in chunk for row in rows_of[i]]
+            position = [p for p, i in enumerate(chunk) for _ in rows_of[i]]
             inputs = dict(batch)
             if markers is not None:
-                inputs["markers"] = torch.tensor(marker_positions(batch, [markers[i] for i in chunk]))
-            logits[chunk] = model(**inputs).logits.float()
+                inputs["markers"] = torch.tensor(marker_positions(batch, [markers[r] for r in rows], position))
+                inputs["rows"] = torch.tensor(position)
+                logits[rows] = model(**inputs).logits.float()
+            else:
+                logits[rows] = model(**inputs).logits.float()[torch.tensor(position)]
     model.train(was_training)
     return logits
 
@@ -187,50 +210,143 @@ class PooledClassifier(torch.nn.Module):
     epochs, marker pooling 0.34). Mean pooling is what MiniLM was
     trained for, so the zero-shot paragraph model is this with the label descriptions' embeddings
     (over its temperature) as the linear layer: fine-tuning can start from model zero.
-    Saved as the encoder (`save_pretrained`) plus `pooled_head.safetensors`.
+
+    With `frozen_layers` > 0 the embeddings and that many bottom layers stay as the installed
+    encoder ships them: `lower` runs them without gradients, `upper` runs the trained top layers
+    and the head. Training can then compute the lower states once instead of every epoch, and a
+    saved model is only its top layers (one float16 file per layer, 3.5 MB for MiniLM) and head over
+    the encoder package, which is what makes trained versions small enough to commit. With 0 the whole encoder
+    is trained and saved (`save_pretrained`).
     """
 
     HEAD_FILE = "pooled_head.safetensors"
-    POOLINGS = ("markers", "mean")
+    LAYER_FILE = "encoder_layer_{}.safetensors"
+    POOLINGS = ("markers", "pair_context", "mean")
+    PAIR_POOLINGS = ("markers", "pair_context")
 
-    def __init__(self, encoder, num_labels: int, pooling: str, dropout: float = 0.1):
+    def __init__(self, encoder, num_labels: int, pooling: str, dropout: float = 0.1, frozen_layers: int = 0):
         super().__init__()
         if pooling not in self.POOLINGS:
             raise AnnopipeError(f"unknown pooling {pooling!r}; use one of {', '.join(self.POOLINGS)} or cls")
+        depth = encoder.config.num_hidden_layers
+        if not 0 <= frozen_layers < depth:
+            raise AnnopipeError(f"frozen_layers must be between 0 and {depth - 1} for this {depth}-layer encoder")
         self.encoder = encoder
         self.num_labels = num_labels
         self.pooling = pooling
+        self.frozen_layers = frozen_layers
         self.dropout = torch.nn.Dropout(dropout)
-        width = encoder.config.hidden_size * (2 if pooling == "markers" else 1)
+        width = encoder.config.hidden_size * {"markers": 2, "pair_context": 3}.get(pooling, 1)
         self.classifier = torch.nn.Linear(width, num_labels)
+        for parameter in self._frozen_parameters():
+            parameter.requires_grad_(False)
+
+    def _frozen_parameters(self):
+        if not self.frozen_layers:
+            return
+        yield from self.encoder.embeddings.parameters()
+        if self.encoder.pooler is not None:  # never used: classification pools the last states itself
+            yield from self.encoder.pooler.parameters()
+        for layer in self.encoder.encoder.layer[: self.frozen_layers]:
+            yield from layer.parameters()
+
+    def _top_layers(self):
+        layers = self.encoder.encoder.layer
+        return [(i, layers[i]) for i in range(self.frozen_layers, len(layers))]
+
+    def train(self, mode: bool = True) -> PooledClassifier:
+        super().train(mode)
+        if self.frozen_layers:  # the shipped layers run as shipped: no dropout
+            self.encoder.embeddings.eval()
+            for layer in self.encoder.encoder.layer[: self.frozen_layers]:
+                layer.eval()
+        return self
 
     @classmethod
-    def from_encoder(cls, path: Path, num_labels: int, pooling: str) -> PooledClassifier:
-        return cls(AutoModel.from_pretrained(path), num_labels, pooling)
+    def from_encoder(cls, path: Path, num_labels: int, pooling: str, frozen_layers: int = 0) -> PooledClassifier:
+        return cls(AutoModel.from_pretrained(path), num_labels, pooling, frozen_layers=frozen_layers)
 
     @classmethod
-    def from_saved(cls, path: Path, num_labels: int, pooling: str) -> PooledClassifier:
+    def from_saved(cls, path: Path, num_labels: int, pooling: str, frozen_layers: int = 0,
+                   encoder_dir: Path | None = None) -> PooledClassifier:
         from safetensors.torch import load_file
 
-        model = cls(AutoModel.from_pretrained(path), num_labels, pooling)
-        model.classifier.load_state_dict(load_file(str(Path(path) / cls.HEAD_FILE)))
+        path = Path(path)
+        base = AutoModel.from_pretrained(encoder_dir if frozen_layers else path)
+        model = cls(base, num_labels, pooling, frozen_layers=frozen_layers)
+        for i, layer in model._top_layers():
+            saved = path / cls.LAYER_FILE.format(i)
+            if not saved.exists():
+                raise AnnopipeError(f"{path}: no {saved.name}, the trained layer {i}; train again")
+            layer.load_state_dict({name: tensor.float() for name, tensor in load_file(str(saved)).items()})
+        model.classifier.load_state_dict(load_file(str(path / cls.HEAD_FILE)))
         return model
+
+    def round_top_to_half(self) -> None:
+        """Round the trained top layers to float16 precision: what `save_pretrained` keeps of them."""
+        with torch.no_grad():
+            for _, layer in self._top_layers():
+                for tensor in layer.state_dict().values():
+                    tensor.copy_(tensor.half().float())
 
     def save_pretrained(self, path: Path) -> None:
         from safetensors.torch import save_file
 
-        self.encoder.save_pretrained(path)
+        Path(path).mkdir(parents=True, exist_ok=True)
+        if self.frozen_layers:
+            for i, layer in self._top_layers():
+                save_file({name: tensor.half().contiguous() for name, tensor in layer.state_dict().items()},
+                          str(Path(path) / self.LAYER_FILE.format(i)))
+        else:
+            self.encoder.save_pretrained(path)
         save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, str(Path(path) / self.HEAD_FILE))
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, markers=None):
+    def _mask(self, attention_mask: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        mask, _ = self.encoder._create_attention_masks(
+            attention_mask=attention_mask, encoder_attention_mask=None, embedding_output=hidden,
+            encoder_hidden_states=None, past_key_values=None,
+        )
+        return mask
+
+    def _layers(self, hidden: torch.Tensor, mask: torch.Tensor, layers) -> torch.Tensor:
+        for layer in layers:
+            hidden = layer(hidden, attention_mask=mask)
+            if isinstance(hidden, tuple):
+                hidden = hidden[0]
+        return hidden
+
+    def lower(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        """Hidden states after the frozen layers (no gradients)."""
+        with torch.no_grad():
+            hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+            return self._layers(hidden, self._mask(attention_mask, hidden),
+                                self.encoder.encoder.layer[: self.frozen_layers])
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, markers=None, lower_states=None,
+                rows=None):
+        """Logits; `lower_states` (from `lower`, padded like `attention_mask`) skip the frozen layers.
+        With `rows`, `markers` holds one pair per row and `rows` the text of the batch it is in:
+        one encoded paragraph serves all its candidate pairs."""
         from transformers.modeling_outputs import SequenceClassifierOutput
 
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        if self.pooling == "markers":
-            rows = torch.arange(hidden.shape[0])
-            pooled = torch.cat([hidden[rows, markers[:, 0]], hidden[rows, markers[:, 1]]], dim=-1)
+        if self.frozen_layers:
+            if lower_states is None:
+                lower_states = self.lower(input_ids, attention_mask, token_type_ids)
+            hidden = self._layers(lower_states, self._mask(attention_mask, lower_states),
+                                  self.encoder.encoder.layer[self.frozen_layers :])
+        else:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+        if self.pooling in self.PAIR_POOLINGS:
+            rows = torch.arange(hidden.shape[0]) if rows is None else rows
+            parts = [hidden[rows, markers[:, 0]], hidden[rows, markers[:, 1]]]
+            if self.pooling == "pair_context":  # and the mean of the tokens from the first marker to the second
+                first, second = markers.min(dim=1).values, markers.max(dim=1).values
+                running = hidden.cumsum(dim=1)
+                between = running[rows, second] - running[rows, first]
+                parts.append(between / (second - first).clamp(min=1).unsqueeze(-1).to(hidden.dtype))
+            pooled = torch.cat(parts, dim=-1)
         else:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -261,15 +377,30 @@ class CalibratedClassifier:
         self.bias = torch.tensor([float(bias.get(label, 0.0)) for label in self.labels])
         self.batch_size = batch_size
         self.pooling = self.meta.get("pooling", "cls")
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        frozen = int(self.meta.get("frozen_layers", 0))
+        encoder_dir = self._base_encoder(model_dir) if frozen else model_dir
+        self.tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
         if self.pooling in PooledClassifier.POOLINGS:
-            self.model = PooledClassifier.from_saved(model_dir, len(self.labels), self.pooling).eval()
+            self.model = PooledClassifier.from_saved(model_dir, len(self.labels), self.pooling, frozen,
+                                                     encoder_dir).eval()
         else:
             self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         self.version = "trained." + model_fingerprint(model_dir)
 
+    def _base_encoder(self, model_dir: Path) -> Path:
+        """The installed encoder whose bottom layers a compact classifier runs on: the very version it
+        was trained over, since its top layers only fit those."""
+        name, trained_on = self.meta.get("encoder"), self.meta.get("encoder_version")
+        if not name:
+            raise AnnopipeError(f"{model_dir}: {MODEL_CARD} names no encoder for its frozen layers; retrain")
+        installed = encoder_version(name)
+        if trained_on and installed != trained_on:
+            raise AnnopipeError(f"{model_dir} was trained over {trained_on} but {installed} is installed; "
+                                "install that encoder version or train again")
+        return encoder_path(name)
+
     def logits(self, texts: list[str], markers: list[tuple[int, int]] | None = None) -> torch.Tensor:
-        if self.pooling != "markers":
+        if self.pooling not in PooledClassifier.PAIR_POOLINGS:
             markers = None
         elif markers is None:
             raise AnnopipeError("this classifier pools at entity markers: pass their positions with the texts")

@@ -13,24 +13,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import Any
 
-import spacy
 from spacy.language import Language
 
 from annopipe.config import Config
 from annopipe.documents import Paragraph, content_hash
-from annopipe.errors import AnnopipeError
+from annopipe.nlp.ner import ner_pipeline
 from annopipe.records import Record
 from annopipe.registry import ModelVersion, Registry
 from annopipe.tasks import TASKS
-
-
-def load_spacy(name: str) -> Language:
-    try:
-        return spacy.load(name)
-    except OSError:
-        raise AnnopipeError(
-            f"spaCy pipeline '{name}' is not installed; install its package or point ner.model at a folder"
-        ) from None
 
 
 def active_models(config: Config) -> dict[str, ModelVersion | None]:
@@ -64,8 +54,7 @@ class Predictor:
     @cached_property
     def nlp(self) -> Language:
         """The parse every task shares: the spaCy pipeline of the NER version in use."""
-        trained = self.active["ner"]
-        return load_spacy(str(trained.model_dir) if trained else self.config.ner.model)
+        return ner_pipeline(self.config, self.active["ner"])
 
     def model(self, task: str) -> Any:
         if task not in self._models:

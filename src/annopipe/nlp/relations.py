@@ -95,13 +95,7 @@ class RuleRelationExtractor:
         checked = [trigger]
         if trigger.pos_ in ("NOUN", "PROPN") or trigger.dep_ == "conj":  # "expressed no support", "X and did Y"
             checked.append(trigger.head)
-        for token in checked:
-            for child in token.children:
-                if child.dep_ == "neg" or (child.dep_ == "det" and child.lower_ == "no"):
-                    return False
-                if child.dep_ == "aux" and child.lower_ in self.config.unasserted_modals:
-                    return False
-        return True
+        return not any(_denied(token, self.config.unasserted_modals) for token in checked)
 
     def _actors(self, token: Token, span_of_token: dict[int, Span], participants: list[Span]) -> list[Span]:
         """The spans the actor token stands for; a collective subject ("they", "both sides") whose
@@ -145,6 +139,35 @@ class RuleRelationExtractor:
         return []
 
 
+def _denied(token: Token, modals: Iterable[str]) -> bool:
+    """True when `token` is negated ("does not", "never", "no support") or only supposed (a modal)."""
+    return any(child.dep_ == "neg" or (child.dep_ == "det" and child.lower_ == "no")
+               or (child.dep_ == "aux" and child.lower_ in modals) for child in token.children)
+
+
+def asserted_between(doc: Doc, head: Span, tail: Span, config: RelationConfig) -> bool:
+    """False when what links two spans in the parse is denied, only supposed or refused.
+
+    The link is the dependency path from the tail up to the first token that also governs the
+    head (the verb or noun both hang from). A negation or modal on it ("does not support", "could
+    oppose", "no support for"), or a refusal verb ("refused to oppose"), means the text asserts no
+    stance between the two; the rules then decide alone, and a refusal to support is theirs to
+    draw. A trained classifier reads the words but does not reliably learn these cues from a few
+    hundred relations (tests/test_polarity.py holds the minimal pairs), so its relations pass here.
+    """
+    first = doc.char_span(head.start, head.end, alignment_mode="expand")
+    second = doc.char_span(tail.start, tail.end, alignment_mode="expand")
+    if first is None or second is None:
+        return True
+    governing = {first.root, *first.root.ancestors}
+    for token in (second.root, *second.root.ancestors):
+        if token.lemma_.lower() in config.refusal_verbs or _denied(token, config.unasserted_modals):
+            return False
+        if token in governing:
+            return True
+    return True
+
+
 def _with_conjuncts(token: Token) -> list[Token]:
     return [token, *token.conjuncts]
 
@@ -177,6 +200,10 @@ NONE_LABEL = "NONE"
 HEAD_MARKER = "@ * {type} * {text} @"
 TAIL_MARKER = "# ^ {type} ^ {text} #"
 MAX_CONTEXT_CHARS = 600  # about 128 word pieces with the markers
+# Paragraph encoding marks every span alike: the encoder reads the paragraph once, with each span's
+# type and extent, and the classifier takes a pair's roles from the order of its two marker states.
+SPAN_MARKER = "@ * {type} * {text} @"
+MAX_PARAGRAPH_TOKENS = 512  # MiniLM's positions; a span past them is read at [CLS]
 
 
 @dataclass(frozen=True)
@@ -304,12 +331,24 @@ class SentencePairs:
 
     window: int = 0
     split_sentences: bool = True
+    encoding: str = "pair"
     name = "all"
     tags_new_text = True
     none_class = True
 
     def settings(self) -> dict:
-        return {"pairs": self.name, "window": self.window, "split_sentences": self.split_sentences}
+        return {"pairs": self.name, "window": self.window, "split_sentences": self.split_sentences,
+                "encoding": self.encoding}
+
+    def examples(self, text: str, spans: list[Span], pairs: list[PairCandidate],
+                 head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER) -> list[tuple[str, tuple[int, int]]]:
+        """What the encoder reads for each pair, and where the pair's two markers begin in it: the
+        pair's own context with its two spans marked ("pair"), or the paragraph with every span
+        marked, one text for all its pairs ("paragraph")."""
+        if self.encoding == "pair":
+            return [marked_example(text, pair, head_marker, tail_marker) for pair in pairs]
+        marked, starts = marked_paragraph(text, spans)
+        return [(marked, (starts[pair.head.key], starts[pair.tail.key])) for pair in pairs]
 
     def undirected(self, symmetric: Iterable[str]) -> set[str]:
         return set(symmetric)
@@ -345,7 +384,11 @@ class RelatedPairs:
     none_class = False
 
     def settings(self) -> dict:
-        return {"pairs": self.name, "window": 0, "split_sentences": False}
+        return {"pairs": self.name, "window": 0, "split_sentences": False, "encoding": "pair"}
+
+    def examples(self, text: str, spans: list[Span], pairs: list[PairCandidate],
+                 head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER) -> list[tuple[str, tuple[int, int]]]:
+        return [marked_example(text, pair, head_marker, tail_marker) for pair in pairs]
 
     def undirected(self, symmetric: Iterable[str]) -> set[str]:
         return set()
@@ -370,8 +413,11 @@ def candidate_policy(settings: dict) -> CandidatePolicy:
     kind = settings.get("pairs", "all")
     if kind == "related":
         return RelatedPairs()
+    encoding = settings.get("encoding", "pair")
+    if encoding not in ("pair", "paragraph"):
+        raise AnnopipeError(f"unknown candidate encoding {encoding!r}: use pair or paragraph")
     if kind == "all":
-        return SentencePairs(int(settings.get("window", 0)), bool(settings.get("split_sentences", True)))
+        return SentencePairs(int(settings.get("window", 0)), bool(settings.get("split_sentences", True)), encoding)
     raise AnnopipeError(f"unknown candidate pairs {kind!r}: use all or related")
 
 
@@ -394,6 +440,22 @@ def marked_example(
     second_at = first_at + len(first_marked) + len(between)
     marked = before + first_marked + between + second_marked + after
     return marked, ((first_at, second_at) if head_first else (second_at, first_at))
+
+
+def marked_paragraph(text: str, spans: list[Span], marker: str = SPAN_MARKER) -> tuple[str, dict[tuple, int]]:
+    """The text with every span wrapped in `marker`, and where each span's marker begins in it."""
+    out, starts, at, previous = [], {}, 0, None
+    for span in sorted(spans, key=lambda s: (s.start, s.end)):
+        if previous is not None and span.start < at:  # records never overlap; were they to, read the first
+            starts[span.key] = starts[previous.key]
+            continue
+        previous = span
+        out.append(text[at : span.start])
+        starts[span.key] = sum(len(part) for part in out)
+        out.append(marker.format(type=span.label.lower().replace("_", " "), text=span.text))
+        at = span.end
+    out.append(text[at:])
+    return "".join(out), starts
 
 
 def marked_text(text: str, pair: PairCandidate, head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER) -> str:
@@ -422,7 +484,10 @@ class TrainedRelationModel:
         threshold: float | None = 0.5,
         batch_size: int = 64,
         version: str | None = None,
+        polarity: RelationConfig | None = None,
     ):
+        """`polarity` (the relation config) drops relations `asserted_between` finds unasserted in a
+        parsed doc; without it every relation the classifier finds is kept."""
         from annopipe.nlp.paragraphs import CalibratedClassifier
 
         self.classifier = CalibratedClassifier(model_dir, batch_size)
@@ -436,10 +501,20 @@ class TrainedRelationModel:
         self.head_marker = markers.get("head", HEAD_MARKER)
         self.tail_marker = markers.get("tail", TAIL_MARKER)
         self.version = version or self.classifier.version
+        self.polarity = polarity
 
     def __call__(self, docs: list[Doc], spans: list[list[Span]]) -> list[list[Relation]]:
         texts = [doc.text for doc in docs]
-        return self.predict(texts, spans, self.policy.sentences(texts, docs))
+        found = self.predict(texts, spans, self.policy.sentences(texts, docs))
+        if self.polarity is None:
+            return found
+        kept = []
+        for doc, doc_spans, relations in zip(docs, spans, found):
+            by_key = {span.key: span for span in doc_spans}
+            parsed = doc.has_annotation("DEP")
+            kept.append([r for r in relations
+                         if not parsed or asserted_between(doc, by_key[r.head], by_key[r.tail], self.polarity)])
+        return kept
 
     def predict(
         self, texts: list[str], spans: list[list[Span]], sentences: list[list[tuple[int, int]]]
@@ -452,12 +527,13 @@ class TrainedRelationModel:
             self.policy.pairs(text, text_spans, [], bounds, self.actor_labels)
             for text, text_spans, bounds in zip(texts, spans, sentences)
         ]
-        return self.classify(texts, pairs)
+        return self.classify(texts, spans, pairs)
 
-    def classify(self, texts: list[str], pairs: list[list[PairCandidate]]) -> list[list[Relation]]:
+    def classify(self, texts: list[str], spans: list[list[Span]], pairs: list[list[PairCandidate]]) -> list[list[Relation]]:
         """The relations that the model finds among given candidate pairs of each text."""
         flat = [(i, pair) for i, text_pairs in enumerate(pairs) for pair in text_pairs]
-        examples = [marked_example(texts[i], pair, self.head_marker, self.tail_marker) for i, pair in flat]
+        examples = [example for text, text_spans, text_pairs in zip(texts, spans, pairs)
+                    for example in self.policy.examples(text, text_spans, text_pairs, self.head_marker, self.tail_marker)]
         probs = self.classifier.probabilities([e[0] for e in examples], [e[1] for e in examples])
         found: list[dict[tuple, Relation]] = [{} for _ in texts]
         for (i, pair), row in zip(flat, probs):
@@ -481,7 +557,7 @@ class TrainedRelationModel:
         sentences = self.policy.sentences(texts)
         pairs = [self.policy.pairs(r.text, list(r.spans), list(r.relations), bounds, self.actor_labels)
                  for r, bounds in zip(records, sentences)]
-        relations = self.classify(texts, pairs)
+        relations = self.classify(texts, [list(r.spans) for r in records], pairs)
         return [
             dataclasses.replace(r, relations=rels, models={**r.models, "relations": self.version})
             for r, rels in zip(records, relations)
@@ -544,7 +620,8 @@ class UnionRelationModel:
 
 RELATION_PARTS: dict[str, Callable[[RelationConfig, Vocab, Path | None], RelationModel]] = {
     "rules": lambda config, vocab, model_dir: RuleRelationExtractor(config, vocab),
-    "trained": lambda config, vocab, model_dir: TrainedRelationModel(model_dir, config.symmetric, config.actor_labels),
+    "trained": lambda config, vocab, model_dir: TrainedRelationModel(model_dir, config.symmetric, config.actor_labels,
+                                                                     polarity=config),
 }
 """The relation models a stored spec can name; `{"kind": "union", "parts": [...]}` combines them."""
 

@@ -183,7 +183,7 @@ def train_ner(nlp: Language, train: list[Record], dev: list[Record], ner_plan: N
         loss = float(losses.get("ner", 0.0))
         history.append({"epoch": epoch, "loss": round(loss, 3), "dev_f1": dev_f1})
         if on_epoch:
-            on_epoch(epoch, loss, dev_f1)
+            on_epoch(epoch, max_epochs, loss, dev_f1)
         if epoch - best[1] >= patience:
             break
     ner.from_bytes(best[2])
@@ -205,8 +205,8 @@ def _score(nlp: Language, records: list[Record], ner_config: NerConfig) -> dict:
 
 def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: list[str], max_epochs: int,
         on_epoch: OnEpoch | None) -> tuple[dict, dict]:
-    """Fine-tune the base pipeline's NER with pseudo-rehearsal; save the whole pipeline to `out`."""
-    from annopipe.nlp.pipeline import load_spacy
+    """Fine-tune the base pipeline's NER with pseudo-rehearsal; save the NER component to `out`."""
+    from annopipe.nlp.ner import NER_FOLDER, load_spacy, package_version
 
     nlp = load_spacy(config.ner.model)
     train, dev, test = (data.splits[name] for name in ("train", "dev", "test"))
@@ -214,15 +214,15 @@ def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: li
     metrics = train_ner(nlp, train, dev, ner_plan, unlabelled, seed=seed, max_epochs=max_epochs, on_epoch=on_epoch)
     metrics["dev"] = _score(nlp, dev, ner_plan.ner_config)
     metrics["test"] = _score(nlp, test, ner_plan.ner_config)
-    nlp.to_disk(out)
-    meta = {"base": config.ner.model, "label_map": ner_plan.ner_config.label_map,
+    out.mkdir(parents=True, exist_ok=True)
+    nlp.get_pipe("ner").to_disk(out / NER_FOLDER, exclude=["vocab"])
+    meta = {"base": config.ner.model, "base_version": package_version(config.ner.model), "label_map": ner_plan.ner_config.label_map,
             "rehearsed_labels": sorted(ner_plan.rehearsed)}
     return metrics, meta
 
 
 def score_versions(config: Config, version: ModelVersion | None, splits: list[list[Record]]) -> list[dict]:
-    from annopipe.nlp.ner import version_config
-    from annopipe.nlp.pipeline import load_spacy
+    from annopipe.nlp.ner import ner_pipeline, version_config
 
-    nlp = load_spacy(str(version.model_dir) if version else config.ner.model)
+    nlp = ner_pipeline(config, version)
     return [_score(nlp, records, version_config(config, version)) for records in splits]

@@ -19,7 +19,7 @@ from annopipe.errors import AnnopipeError
 from annopipe.evaluation import label_scores
 from annopipe.nlp.paragraphs import SentenceEncoder
 from annopipe.records import Record
-from annopipe.training.classifier import Settings, fine_tune, save_classifier
+from annopipe.training.classifier import Settings, epoch_reporter, fine_tune, save_classifier
 from annopipe.training.data import TrainingData
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def train_paragraph_model(
     train: list[Record],
     dev: list[Record],
     labels: list[str],
-    encoder_dir: Path,
+    encoder: str | Path,
     out_dir: Path,
     seed: int = 0,
     epochs: int = 10,
@@ -50,6 +50,7 @@ def train_paragraph_model(
     max_length: int = 256,
     class_weights: bool = True,
     pooling: str = "mean",
+    frozen_layers: int = 4,
     descriptions: dict[str, str] | None = None,
     description_temperature: float = 0.05,
     progress=None,
@@ -78,16 +79,17 @@ def train_paragraph_model(
         missing = [label for label in labels if label not in descriptions]
         if missing:
             raise AnnopipeError(f"no description for paragraph label {missing[0]!r}")
-        encoder = SentenceEncoder(str(encoder_dir))
-        head_init = encoder([f"{label}: {descriptions[label]}" for label in labels]) / description_temperature
-        del encoder
+        zero_shot = SentenceEncoder(str(encoder))
+        head_init = zero_shot([f"{label}: {descriptions[label]}" for label in labels]) / description_temperature
+        del zero_shot
     if learning_rate is None:
         learning_rate = 2e-5 if head_init is not None else 8e-5
     settings = Settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
-                        max_length=max_length, class_weights=class_weights, seed=seed, pooling=pooling)
+                        max_length=max_length, class_weights=class_weights, seed=seed, pooling=pooling,
+                        frozen_layers=frozen_layers if pooling != "cls" else 0)
     result = fine_tune(
         train_texts, [index[label] for label in train_labels], dev_texts, [index[label] for label in dev_labels],
-        labels, Path(encoder_dir), dev_score, settings, None, progress, head_init=head_init,
+        labels, encoder, dev_score, settings, None, progress, head_init=head_init,
     )
     predicted = [labels[int(i)] for i in result.dev_probabilities().argmax(dim=-1)]
     figures = {
@@ -121,13 +123,14 @@ def _score(model, records: list[Record]) -> dict:
 def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: list[str], max_epochs: int,
         on_epoch: OnEpoch | None) -> tuple[dict, dict]:
     """Fine-tune MiniLM from the zero-shot head on the gold paragraph labels."""
-    from annopipe.nlp.paragraphs import TrainedParagraphClassifier, encoder_path
+    from annopipe.nlp.paragraphs import TrainedParagraphClassifier
 
     labels = list(config.paragraphs.labels)
     train, dev, test = (data.splits[name] for name in ("train", "dev", "test"))
-    figures = train_paragraph_model(train, dev, labels, encoder_path(config.paragraphs.encoder), out, seed=seed,
+    figures = train_paragraph_model(train, dev, labels, config.paragraphs.encoder, out, seed=seed,
                                     epochs=min(max_epochs, 20), descriptions=config.paragraphs.labels,
-                                    description_temperature=config.paragraphs.temperature)
+                                    description_temperature=config.paragraphs.temperature,
+                                    progress=epoch_reporter(on_epoch, min(max_epochs, 20)))
     model = TrainedParagraphClassifier(out)
     metrics = {**figures, "dev": _score(model, dev), "test": _score(model, test)}
     return metrics, {"labels": labels}
