@@ -22,6 +22,18 @@ def tagger():
     return tagger
 
 
+@pytest.fixture(scope="session")
+def zero_tagger():
+    """Model zero: the base packages, rules and patterns, whatever versions models/ ships."""
+    from annopipe.config import load_config
+    from annopipe.nlp.pipeline import Predictor
+    from annopipe.tasks import TASKS
+
+    tagger = Predictor(load_config(ROOT / "configs" / "annopipe.yaml"), dict.fromkeys(TASKS))
+    tagger.load()
+    return tagger
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `annopipe` as a user would: a separate process, exit code and both streams captured."""
     return subprocess.run(

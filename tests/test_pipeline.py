@@ -1,7 +1,6 @@
 """The taggers on real weights: entities, scores, stance facts, offsets."""
 
 import pytest
-import spacy
 
 from annopipe.documents import read_document
 from annopipe.nlp.ner import greedy_entities
@@ -28,9 +27,10 @@ def test_seed_brief_stance_facts(seed_records):
     found = facts(seed_records)
     assert ("China", "SUPPORTS", "multilateralism") in found
     assert ("China", "OPPOSES", "sanctions") in found
-    # "They also declared joint opposition to 'hegemony'": they = both parties of the meeting
+    # "Lukashenka was received by Chairman of PRC Xi Jinping. [...] They also declared joint
+    # opposition to 'hegemony'": they = the two who met, one relation from each (GUIDELINES.md)
     assert {actor for actor, label, target in found if (label, target) == ("OPPOSES", "hegemony")} == {
-        "Lukashenka", "PRC"
+        "Lukashenka", "Xi Jinping"
     }
 
 
@@ -45,8 +45,7 @@ def test_every_prediction_has_a_score_between_zero_and_one(seed_records):
 
 def test_replayed_greedy_decoder_finds_exactly_spacys_entities(tagger):
     texts = [p.text for path in sorted(SAMPLES.iterdir())[:6] for p in read_document(path).paragraphs]
-    reference = spacy.load(tagger.config.ner.model)
-    expected = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in reference.pipe(texts)]
+    expected = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in tagger.nlp.pipe(texts)]  # spaCy's own
     docs = list(tagger.nlp.pipe(texts, disable=["ner"]))
     assert [[e[:3] for e in ents] for ents in greedy_entities(tagger.model("ner").ner, docs)] == expected
 
@@ -68,9 +67,10 @@ def test_offsets_hold_on_non_latin_and_emoji_briefs(tagger, name):
         assert document.text[record.start : record.end] == record.text
 
 
-def test_an_entity_on_half_a_flag_is_widened_to_the_whole_character(tagger, tmp_path):
-    """spaCy splits 🇪🇺 into its two regional indicators and tags the first as GPE; an annotator
-    would see half a character (the browser draws a lone surrogate)."""
+def test_an_entity_on_half_a_flag_is_widened_to_the_whole_character(zero_tagger, tmp_path):
+    """spaCy's base NER splits 🇪🇺 into its two regional indicators and tags the first as GPE; an
+    annotator would see half a character (the browser draws a lone surrogate)."""
+    tagger = zero_tagger
     brief = tmp_path / "flag.txt"
     brief.write_text("Sanctions vote in Brussels 🇪🇺\n\nViktor Orbán 👍🏽 said Hungary would veto.\n", encoding="utf-8")
     records = tagger(list(read_document(brief).paragraphs))
