@@ -107,6 +107,18 @@ def test_missing_path_is_one_line_and_exit_1(tmp_path):
     assert_one_line_error(result, "nowhere.txt: no such file or directory")
 
 
+def test_tag_can_run_model_zero_for_some_tasks_beside_the_shipped_ones(tmp_path):
+    out = tmp_path / "seed.jsonl"
+    result = run_cli("tag", str(SEED), "-o", str(out), "-w", str(tmp_path / "ws"),
+                     "--version", "relations=zero", "--version", "paragraphs=zero")
+    assert result.returncode == 0, result.stderr
+    models = json.loads(out.read_text().splitlines()[0])["models"]
+    assert models["relations"].startswith("rules.") and models["paragraphs"].startswith("zeroshot:")
+    assert models["ner"] == "ner/" + (ROOT / "models" / "ner" / "CURRENT").read_text().strip()
+    assert_one_line_error(run_cli("tag", str(SEED), "-w", str(tmp_path / "ws"), "--version", "relations"),
+                          "write TASK=VERSION")
+
+
 def test_config_with_unknown_label_is_one_line_and_exit_1(tmp_path, briefs):
     configs = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", configs)

@@ -160,23 +160,34 @@ def ingest(
     _finish(report, output, "ingested")
 
 
+VersionOption = Annotated[
+    list[str] | None,
+    typer.Option("--version", help="TASK=VERSION: a registered version (or TASK=zero, model zero) instead of the "
+                                   "one in use; repeatable."),
+]
+
+
 @app.command()
 def tag(
     paths: PathsArgument,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write one JSON line per paragraph here.")] = None,
+    version: VersionOption = None,
     config: ConfigOption = None,
     workspace: WorkspaceOption = Path(".annopipe"),
 ) -> None:
     """Segment briefs and tag every paragraph: entities, stance relations, paragraph label.
 
     Results go to the workspace database and, with -o, to a JSONL file. Paragraphs already
-    tagged by the same model version are reused, not tagged again.
+    tagged by the same model version are reused, not tagged again. The shipped trained relation
+    and paragraph models read every paragraph with MiniLM; `--version relations=zero --version
+    paragraphs=zero` tags about five times faster (docs/figures.md#throughput).
     """
     from annopipe import tagging
     from annopipe.nlp.pipeline import Predictor
 
     with _user_errors():
-        tagger = Predictor(load_config(config))
+        cfg = load_config(config)
+        tagger = Predictor(cfg, chosen_versions(Registry(cfg.registry), version or []))
         store = Store.in_workspace(workspace)
         report = Report()
         with _file_progress("tagging") as (progress, task):
@@ -193,11 +204,7 @@ def evaluate(
                           "(its 17 relation labels; needs --predictions, e.g. from benchmarks/crossre_relations.py)."),
     ] = None,
     split: Annotated[str, typer.Option(help="Split of --dataset: train or dev (test files are never read).")] = "dev",
-    version: Annotated[
-        list[str] | None,
-        typer.Option("--version", help="TASK=VERSION: score a registered version (or TASK=zero) instead of the "
-                                       "one in use; repeatable."),
-    ] = None,
+    version: VersionOption = None,
     predictions: Annotated[
         Path | None, typer.Option(help="Score this JSONL of predictions instead of tagging the gold paragraphs.")
     ] = None,
