@@ -241,10 +241,11 @@ def test_a_trained_classifier_is_saved_as_its_top_layers_over_the_installed_enco
         TrainedRelationModel(moved)
 
 
-def test_a_saved_compact_classifier_reloads_to_the_logits_training_calibrated(encoder, tmp_path):
+@pytest.mark.parametrize("frozen_layers", [4, 0], ids=["top layers saved", "whole encoder saved"])
+def test_a_saved_classifier_reloads_to_the_logits_training_calibrated(encoder, tmp_path, frozen_layers):
     texts = ["Hungary vetoed the sanctions.", "Berlin backs the package.", "Talks in Ankara.", "Tariffs rose 5%."]
     result = fine_tune(texts, [0, 1, 0, 1], texts, [0, 1, 0, 1], ["A", "B"], encoder, lambda logits: 0.0,
-                       Settings(epochs=1, batch_size=2, pooling="mean", frozen_layers=4))
+                       Settings(epochs=1, batch_size=2, pooling="mean", frozen_layers=frozen_layers))
     save_classifier(result, tmp_path / "m", "paragraphs")
     reloaded = CalibratedClassifier(tmp_path / "m")
     assert torch.allclose(reloaded.logits(texts) + reloaded.bias, result.dev_logits, atol=1e-5)

@@ -212,11 +212,12 @@ class PooledClassifier(torch.nn.Module):
     (over its temperature) as the linear layer: fine-tuning can start from model zero.
 
     With `frozen_layers` > 0 the embeddings and that many bottom layers stay as the installed
-    encoder ships them: `lower` runs them without gradients, `upper` runs the trained top layers
-    and the head. Training can then compute the lower states once instead of every epoch, and a
-    saved model is only its top layers (one float16 file per layer, 3.5 MB for MiniLM) and head over
-    the encoder package, which is what makes trained versions small enough to commit. With 0 the whole encoder
-    is trained and saved (`save_pretrained`).
+    encoder ships them: `lower` runs them without gradients, and `forward` takes their states
+    (`lower_states`) to run only the trained top layers and the head. Training can then compute the
+    lower states once instead of every epoch, and a saved model is only its top layers (one float16
+    file per layer, 3.5 MB for MiniLM) and head over the encoder package, which is what makes
+    trained versions small enough to commit. With 0 the whole encoder is trained and saved
+    (`save_pretrained`).
     """
 
     HEAD_FILE = "pooled_head.safetensors"
@@ -274,7 +275,7 @@ class PooledClassifier(torch.nn.Module):
         path = Path(path)
         base = AutoModel.from_pretrained(encoder_dir if frozen_layers else path)
         model = cls(base, num_labels, pooling, frozen_layers=frozen_layers)
-        for i, layer in model._top_layers():
+        for i, layer in model._top_layers() if frozen_layers else ():
             saved = path / cls.LAYER_FILE.format(i)
             if not saved.exists():
                 raise AnnopipeError(f"{path}: no {saved.name}, the trained layer {i}; train again")
