@@ -48,7 +48,8 @@ def main() -> None:
     started = time.perf_counter()
     metrics = train_ner(nlp, train, dev, ner_plan, [], seed=args.seed, max_epochs=args.max_epochs, dropout=args.dropout,
                         related=related,
-                        on_epoch=lambda e, loss, f1: print(f"epoch {e:2d}  loss {loss:8.1f}  dev F1 {f1:.4f}", flush=True))
+                        on_epoch=lambda e, epochs, loss, f1: print(f"epoch {e:2d}/{epochs}  loss {loss:8.1f}  dev F1 {f1:.4f}",
+                                                                 flush=True))
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nCrossNER politics: train {len(train)} sentences, dev {len(dev)} sentences; seed {args.seed}, "

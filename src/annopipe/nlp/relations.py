@@ -458,11 +458,6 @@ def marked_paragraph(text: str, spans: list[Span], marker: str = SPAN_MARKER) ->
     return "".join(out), starts
 
 
-def marked_text(text: str, pair: PairCandidate, head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER) -> str:
-    """The pair's context with both spans wrapped in their markers."""
-    return marked_example(text, pair, head_marker, tail_marker)[0]
-
-
 class TrainedRelationModel:
     """Relations from a fine-tuned pair classifier (`annopipe.training.relations`).
 
