@@ -346,7 +346,7 @@ class SentencePairs:
         pair's own context with its two spans marked ("pair"), or the paragraph with every span
         marked, one text for all its pairs ("paragraph")."""
         if self.encoding == "pair":
-            return [marked_example(text, pair, head_marker, tail_marker) for pair in pairs]
+            return pair_examples(text, pairs, head_marker, tail_marker)
         marked, starts = marked_paragraph(text, spans)
         return [(marked, (starts[pair.head.key], starts[pair.tail.key])) for pair in pairs]
 
@@ -388,7 +388,7 @@ class RelatedPairs:
 
     def examples(self, text: str, spans: list[Span], pairs: list[PairCandidate],
                  head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER) -> list[tuple[str, tuple[int, int]]]:
-        return [marked_example(text, pair, head_marker, tail_marker) for pair in pairs]
+        return pair_examples(text, pairs, head_marker, tail_marker)
 
     def undirected(self, symmetric: Iterable[str]) -> set[str]:
         return set()
@@ -442,17 +442,25 @@ def marked_example(
     return marked, ((first_at, second_at) if head_first else (second_at, first_at))
 
 
+def pair_examples(text: str, pairs: list[PairCandidate], head_marker: str = HEAD_MARKER,
+                  tail_marker: str = TAIL_MARKER) -> list[tuple[str, tuple[int, int]]]:
+    """Each pair's own context with its two spans marked, and where the two markers begin."""
+    return [marked_example(text, pair, head_marker, tail_marker) for pair in pairs]
+
+
 def marked_paragraph(text: str, spans: list[Span], marker: str = SPAN_MARKER) -> tuple[str, dict[tuple, int]]:
     """The text with every span wrapped in `marker`, and where each span's marker begins in it."""
-    out, starts, at, previous = [], {}, 0, None
+    out, starts, at, length, previous = [], {}, 0, 0, None
     for span in sorted(spans, key=lambda s: (s.start, s.end)):
         if previous is not None and span.start < at:  # records never overlap; were they to, read the first
             starts[span.key] = starts[previous.key]
             continue
         previous = span
-        out.append(text[at : span.start])
-        starts[span.key] = sum(len(part) for part in out)
-        out.append(marker.format(type=span.label.lower().replace("_", " "), text=span.text))
+        before = text[at : span.start]
+        wrapped = marker.format(type=span.label.lower().replace("_", " "), text=span.text)
+        starts[span.key] = length + len(before)
+        out += [before, wrapped]
+        length += len(before) + len(wrapped)
         at = span.end
     out.append(text[at:])
     return "".join(out), starts

@@ -28,7 +28,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,7 @@ class Settings:
     seed: int = 0
     threads: int = 2
     pooling: str = "cls"  # "cls": AutoModelForSequenceClassification; "markers" or "mean": PooledClassifier
-    frozen_layers: int = 0  # pooled classifiers: bottom encoder layers kept as shipped (see PooledClassifier)
+    frozen_layers: int = 0  # bottom encoder layers kept as shipped (see PooledClassifier); cls trains all
 
 
 @dataclass
@@ -291,9 +291,8 @@ def fine_tune(
             with torch.no_grad():
                 model.classifier.weight.copy_(head_init)
                 model.classifier.bias.zero_()
-    elif settings.frozen_layers:
-        raise AnnopipeError("frozen_layers needs a pooled classifier (pooling markers or mean), not cls")
     else:
+        settings = replace(settings, frozen_layers=0)  # a cls classifier trains every layer
         train_markers = dev_markers = None
         model = AutoModelForSequenceClassification.from_pretrained(
             encoder_dir,

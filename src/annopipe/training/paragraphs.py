@@ -86,7 +86,7 @@ def train_paragraph_model(
         learning_rate = 2e-5 if head_init is not None else 8e-5
     settings = Settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                         max_length=max_length, class_weights=class_weights, seed=seed, pooling=pooling,
-                        frozen_layers=frozen_layers if pooling != "cls" else 0)
+                        frozen_layers=frozen_layers)
     result = fine_tune(
         train_texts, [index[label] for label in train_labels], dev_texts, [index[label] for label in dev_labels],
         labels, encoder, dev_score, settings, None, progress, head_init=head_init,

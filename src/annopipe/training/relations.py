@@ -219,7 +219,7 @@ def train_relation_model(
 
     settings = Settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
                         max_length=max_length, class_weights=class_weights, seed=seed, pooling=pooling,
-                        frozen_layers=frozen_layers if pooling != "cls" else 0)
+                        frozen_layers=frozen_layers)
     result = fine_tune(
         [train_c.texts[i] for i in rows], [index[label] for label in row_labels],
         dev_c.texts, dev_y, classes, encoder, dev_score, settings, bias, progress,
