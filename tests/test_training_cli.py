@@ -6,7 +6,11 @@ from dataclasses import replace
 
 import pytest
 
+from annopipe.config import load_config
 from annopipe.gold import read_gold
+from annopipe.registry import Registry
+from annopipe.training.data import build
+from annopipe.training.ner import score_versions
 from annopipe.records import ParagraphLabel, dumps
 from tests.conftest import ROOT, SEED, run_cli
 from tests.test_doccano_cli import one_line_error
@@ -39,6 +43,13 @@ def test_train_registers_a_version_promotes_only_a_winner_and_tag_uses_it(projec
     saved = root / "models" / "ner" / version / "model"  # the NER component alone, over the base package
     assert [p.name for p in saved.iterdir()] == ["ner"] and meta["base_version"]
     assert 0 < max(f.stat().st_size for f in saved.rglob("*") if f.is_file()) < 10_000_000
+    # Loaded from disk, the version scores what it scored in training, new labels included (spaCy
+    # forgets which actions training saw; a reloaded NER once never predicted TOPIC).
+    config = load_config(root / "configs" / "annopipe.yaml")
+    dev = build(read_gold(ROOT / "corpora" / "gold", config), seed=0).splits["dev"]
+    [reloaded] = score_versions(config, Registry(config.registry).get("ner", version), [dev])
+    assert reloaded["per_label"]["TOPIC"] == metrics["dev"]["per_label"]["TOPIC"]
+    assert reloaded["micro"] == metrics["dev"]["micro"]
 
     kept = run_cli("train", "ner", *gold, "--max-epochs", "1", "--margin", "1", *options)
     assert kept.returncode == 0 and f"kept {version}" in kept.stderr, kept.stderr

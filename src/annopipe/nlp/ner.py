@@ -227,12 +227,30 @@ def ner_pipeline(config: Config, version: ModelVersion | None) -> Language:
     if version is None:
         return load_spacy(config.ner.model)
     if (version.model_dir / "config.cfg").exists():
-        return load_spacy(str(version.model_dir))
-    base, trained_on = version.meta["base"], version.meta.get("base_version")
-    installed = package_version(base)
-    if trained_on and installed != trained_on:
-        raise AnnopipeError(f"NER version {version.version} was trained in {base} {trained_on} but {installed} is "
-                            "installed; install that version or train again")
-    nlp = load_spacy(base)
-    nlp.get_pipe("ner").from_disk(version.model_dir / NER_FOLDER, exclude=["vocab"])
+        nlp = load_spacy(str(version.model_dir))
+    else:
+        base, trained_on = version.meta["base"], version.meta.get("base_version")
+        installed = package_version(base)
+        if trained_on and installed != trained_on:
+            raise AnnopipeError(f"NER version {version.version} was trained in {base} {trained_on} but {installed} "
+                                "is installed; install that version or train again")
+        nlp = load_spacy(base)
+        nlp.get_pipe("ner").from_disk(version.model_dir / NER_FOLDER, exclude=["vocab"])
+    set_unseen_actions(nlp.get_pipe("ner"), version.meta.get(UNSEEN_ACTIONS, []))
     return nlp
+
+
+UNSEEN_ACTIONS = "unseen_actions"
+"""Meta key: the NER actions training never saw. spaCy masks unseen actions out when predicting but
+does not save which they are: a loaded component that gained labels in training (TOPIC) marks all of
+their actions unseen, and the model never predicts them. A version without the key saw them all (every
+label it adds comes from its training spans)."""
+
+
+def unseen_actions(ner) -> list[str]:
+    return sorted(ner.moves.get_class_name(i) for i in ner.model.attrs.get("unseen_classes", ()))
+
+
+def set_unseen_actions(ner, names: list[str]) -> None:
+    unseen = set(names)
+    ner.model.attrs["unseen_classes"] = {i for i in range(ner.moves.n_moves) if ner.moves.get_class_name(i) in unseen}

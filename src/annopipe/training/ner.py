@@ -206,7 +206,7 @@ def _score(nlp: Language, records: list[Record], ner_config: NerConfig) -> dict:
 def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: list[str], max_epochs: int,
         on_epoch: OnEpoch | None) -> tuple[dict, dict]:
     """Fine-tune the base pipeline's NER with pseudo-rehearsal; save the NER component to `out`."""
-    from annopipe.nlp.ner import NER_FOLDER, load_spacy, package_version
+    from annopipe.nlp.ner import NER_FOLDER, UNSEEN_ACTIONS, load_spacy, package_version, unseen_actions
 
     nlp = load_spacy(config.ner.model)
     train, dev, test = (data.splits[name] for name in ("train", "dev", "test"))
@@ -217,7 +217,7 @@ def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: li
     out.mkdir(parents=True, exist_ok=True)
     nlp.get_pipe("ner").to_disk(out / NER_FOLDER, exclude=["vocab"])
     meta = {"base": config.ner.model, "base_version": package_version(config.ner.model), "label_map": ner_plan.ner_config.label_map,
-            "rehearsed_labels": sorted(ner_plan.rehearsed)}
+            "rehearsed_labels": sorted(ner_plan.rehearsed), UNSEEN_ACTIONS: unseen_actions(nlp.get_pipe("ner"))}
     return metrics, meta
 
 
