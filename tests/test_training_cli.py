@@ -8,10 +8,10 @@ import pytest
 
 from annopipe.config import load_config
 from annopipe.gold import read_gold
+from annopipe.records import ParagraphLabel, dumps
 from annopipe.registry import Registry
 from annopipe.training.data import build
 from annopipe.training.ner import score_versions
-from annopipe.records import ParagraphLabel, dumps
 from tests.conftest import ROOT, SEED, run_cli
 from tests.test_doccano_cli import one_line_error
 from tests.test_training_data import CONFIG, GOLD

@@ -50,6 +50,7 @@ class RelationConfig:
     references: dict[str, list[str]] = field(default_factory=dict)
     push_min_precision: float = 0.0
     candidate_window: int = 0
+    resolve_references: bool = True
     refusal_verbs: list[str] = field(default_factory=list)
 
 
@@ -196,6 +197,7 @@ def load_config(path: Path | None = None) -> Config:
                     for label, words in (rules_data.get("references") or {}).items()},
         push_min_precision=float(rel_data.get("push_min_precision", RelationConfig.push_min_precision)),
         candidate_window=int(rel_data.get("candidate_window", RelationConfig.candidate_window)),
+        resolve_references=bool(rel_data.get("resolve_references", RelationConfig.resolve_references)),
     )
 
     par_data = _section(data, "paragraphs", path)

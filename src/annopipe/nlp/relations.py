@@ -2,9 +2,10 @@
 
 Any relation model takes parsed docs and their spans and returns relations between those spans
 (`RelationModel`), so a trained classifier can replace the rules without touching the pipeline.
-The rules see one sentence at a time through spaCy's DependencyMatcher; the one step beyond the
-sentence is collective subjects: in "They declared joint opposition to hegemony" *they* stands
-for the two parties of the last meeting or cooperation found earlier in the same paragraph.
+The rules see one sentence at a time through spaCy's DependencyMatcher; they step beyond it through
+referring subjects, which `annopipe.nlp.references` resolves: in "They declared joint opposition
+to hegemony" *they* stands for the two parties of the last meeting or cooperation found earlier in
+the same paragraph, *he* for the last person named.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from spacy.vocab import Vocab
 from annopipe.config import Config, RelationConfig
 from annopipe.documents import content_hash
 from annopipe.errors import AnnopipeError
+from annopipe.nlp.references import Reference, ReferenceResolver, token_spans
 from annopipe.records import Relation, Span
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class RuleRelationExtractor:
             self.matcher.add(rule["name"], [rule["pattern"]])
             roles = [node["RIGHT_ID"] for node in rule["pattern"]]
             self.rules[vocab.strings[rule["name"]]] = (rule, roles.index(rule["actor"]), roles.index(rule["target"]))
+        self.references = ReferenceResolver(config)
         self.version = self.version_of(config)
 
     @staticmethod
@@ -61,11 +64,7 @@ class RuleRelationExtractor:
         return [self._extract(doc, doc_spans) for doc, doc_spans in zip(docs, spans)]
 
     def _extract(self, doc: Doc, spans: list[Span]) -> list[Relation]:
-        span_of_token: dict[int, Span] = {}
-        for span in spans:
-            tokens = doc.char_span(span.start, span.end, alignment_mode="expand")
-            for token in tokens or ():
-                span_of_token[token.i] = span
+        span_of_token = token_spans(doc, spans)
         symmetric = set(self.config.symmetric)
         found: dict[tuple, Relation] = {}
         participants: list[Span] = []
@@ -98,24 +97,12 @@ class RuleRelationExtractor:
         return not any(_denied(token, self.config.unasserted_modals) for token in checked)
 
     def _actors(self, token: Token, span_of_token: dict[int, Span], participants: list[Span]) -> list[Span]:
-        """The spans the actor token stands for; a collective subject ("they", "both sides") whose
-        noun phrase names no actor stands for the parties of the last meeting or cooperation."""
+        """The spans the actor token stands for; a subject whose noun phrase names no actor may refer
+        to one ("he", "the president") or to the parties of the last meeting or cooperation ("they")."""
         found = self._resolve(token, span_of_token, self.config.actor_labels)
         if found or token.i in span_of_token:
             return found
-        if token.lower_ in self.config.collective_subjects:
-            return list(participants)
-        return self._referent(token, span_of_token)
-
-    def _referent(self, token: Token, span_of_token: dict[int, Span]) -> list[Span]:
-        """The span a referring subject ("he", "the president", "the country") stands for: the last
-        span of its label mentioned before it in the paragraph."""
-        phrase = " ".join(t.lower_ for t in token.lefts if t.dep_ == "compound") + " " + token.lower_
-        for label, words in self.config.references.items():
-            if token.lower_ in words or phrase.strip() in words:
-                before = [s for i, s in span_of_token.items() if i < token.i and s.label == label]
-                return [max(before, key=lambda s: s.start)] if before else []
-        return []
+        return self.references.resolve(token, span_of_token, participants)
 
     def _targets(self, token: Token, span_of_token: dict[int, Span]) -> list[Span]:
         return self._resolve(token, span_of_token, None)
@@ -280,6 +267,47 @@ def relation_candidates(
     return found
 
 
+def reference_candidates(
+    text: str,
+    spans: list[Span],
+    sentences: list[tuple[int, int]],
+    references: Iterable[Reference],
+    actor_labels: Iterable[str] | None,
+    taken: Iterable[tuple] = (),
+    max_chars: int = MAX_CONTEXT_CHARS,
+) -> list[PairCandidate]:
+    """The pairs a reference adds across sentences: what it stands for with each span of its own
+    sentence, both ways where allowed ("Modi arrived. He was received by Ishiba": Modi and Ishiba).
+
+    Pairs in `taken` (keys of head and tail), already candidates, are not repeated.
+    """
+    import bisect
+
+    allowed = None if actor_labels is None else set(actor_labels)
+    sentences = sorted(sentences) or [(0, len(text))]
+    starts = [s for s, _ in sentences]
+
+    def sentence(at: int) -> int:
+        return max(0, bisect.bisect_right(starts, at) - 1)
+
+    seen = set(taken)
+    found = []
+    for reference in references:
+        here = sentence(reference.start)
+        named = {a.key for a in reference.antecedents}
+        others = [span for span in spans if sentence(span.start) == here and span.key not in named]
+        for antecedent in reference.antecedents:
+            for other in others:
+                for head, tail in ((antecedent, other), (other, antecedent)):
+                    if (allowed is not None and head.label not in allowed) or (head.key, tail.key) in seen:
+                        continue
+                    seen.add((head.key, tail.key))
+                    first, last = sorted((sentence(antecedent.start), here))
+                    start, end = _clip(text, sentences[first][0], sentences[last][1], head, tail, max_chars)
+                    found.append(PairCandidate(head, tail, start, end))
+    return found
+
+
 def related_pair_candidates(
     text: str, spans: list[Span], relations: list[Relation], max_chars: int = MAX_CONTEXT_CHARS
 ) -> list[PairCandidate]:
@@ -332,13 +360,14 @@ class SentencePairs:
     window: int = 0
     split_sentences: bool = True
     encoding: str = "pair"
+    references: bool = False  # also pair what a reference stands for with the spans of its sentence
     name = "all"
     tags_new_text = True
     none_class = True
 
     def settings(self) -> dict:
         return {"pairs": self.name, "window": self.window, "split_sentences": self.split_sentences,
-                "encoding": self.encoding}
+                "encoding": self.encoding, "references": self.references}
 
     def examples(self, text: str, spans: list[Span], pairs: list[PairCandidate],
                  head_marker: str = HEAD_MARKER, tail_marker: str = TAIL_MARKER) -> list[tuple[str, tuple[int, int]]]:
@@ -360,8 +389,12 @@ class SentencePairs:
         return [doc_sentences(doc) for doc in docs] if docs is not None else _sentencizer()(texts)
 
     def pairs(self, text: str, spans: list[Span], relations: list[Relation], sentences: list[tuple[int, int]],
-              actor_labels: Iterable[str] | None) -> list[PairCandidate]:
-        return relation_candidates(text, spans, sentences, actor_labels, self.window)
+              actor_labels: Iterable[str] | None, references: Iterable[Reference] = ()) -> list[PairCandidate]:
+        found = relation_candidates(text, spans, sentences, actor_labels, self.window)
+        if self.references:
+            taken = {(pair.head.key, pair.tail.key) for pair in found}
+            found += reference_candidates(text, spans, sentences, references, actor_labels, taken)
+        return found
 
     def labels(self, row, labels: list[str], symmetric: set[str], pair: PairCandidate,
                threshold: float) -> list[tuple[str, float]]:
@@ -397,7 +430,7 @@ class RelatedPairs:
         return [[(0, len(text))] for text in texts]
 
     def pairs(self, text: str, spans: list[Span], relations: list[Relation], sentences: list[tuple[int, int]],
-              actor_labels: Iterable[str] | None) -> list[PairCandidate]:
+              actor_labels: Iterable[str] | None, references: Iterable[Reference] = ()) -> list[PairCandidate]:
         return related_pair_candidates(text, spans, relations)
 
     def labels(self, row, labels: list[str], symmetric: set[str], pair: PairCandidate,
@@ -417,7 +450,8 @@ def candidate_policy(settings: dict) -> CandidatePolicy:
     if encoding not in ("pair", "paragraph"):
         raise AnnopipeError(f"unknown candidate encoding {encoding!r}: use pair or paragraph")
     if kind == "all":
-        return SentencePairs(int(settings.get("window", 0)), bool(settings.get("split_sentences", True)), encoding)
+        return SentencePairs(int(settings.get("window", 0)), bool(settings.get("split_sentences", True)), encoding,
+                             bool(settings.get("references", False)))
     raise AnnopipeError(f"unknown candidate pairs {kind!r}: use all or related")
 
 
@@ -488,9 +522,11 @@ class TrainedRelationModel:
         batch_size: int = 64,
         version: str | None = None,
         polarity: RelationConfig | None = None,
+        references: ReferenceResolver | None = None,
     ):
         """`polarity` (the relation config) drops relations `asserted_between` finds unasserted in a
-        parsed doc; without it every relation the classifier finds is kept."""
+        parsed doc; without it every relation the classifier finds is kept. `references` resolves
+        referring words in parsed docs for a model trained with reference pairs."""
         from annopipe.nlp.paragraphs import CalibratedClassifier
 
         self.classifier = CalibratedClassifier(model_dir, batch_size)
@@ -505,10 +541,14 @@ class TrainedRelationModel:
         self.tail_marker = markers.get("tail", TAIL_MARKER)
         self.version = version or self.classifier.version
         self.polarity = polarity
+        self.references = references if self.policy.references else None
 
     def __call__(self, docs: list[Doc], spans: list[list[Span]]) -> list[list[Relation]]:
         texts = [doc.text for doc in docs]
-        found = self.predict(texts, spans, self.policy.sentences(texts, docs))
+        references = None
+        if self.references is not None:
+            references = [self.references(doc, doc_spans) for doc, doc_spans in zip(docs, spans)]
+        found = self.predict(texts, spans, self.policy.sentences(texts, docs), references)
         if self.polarity is None:
             return found
         kept = []
@@ -520,15 +560,16 @@ class TrainedRelationModel:
         return kept
 
     def predict(
-        self, texts: list[str], spans: list[list[Span]], sentences: list[list[tuple[int, int]]]
+        self, texts: list[str], spans: list[list[Span]], sentences: list[list[tuple[int, int]]],
+        references: list[list[Reference]] | None = None,
     ) -> list[list[Relation]]:
-        """Relations for texts with their spans and sentence bounds."""
+        """Relations for texts with their spans, sentence bounds and (when resolved) references."""
         if not self.policy.tags_new_text:
             raise AnnopipeError("this relation model only labels pairs known to be related (CrossRE's setting) "
                                 "and cannot tag new text; train one with `annopipe train relations`")
         pairs = [
-            self.policy.pairs(text, text_spans, [], bounds, self.actor_labels)
-            for text, text_spans, bounds in zip(texts, spans, sentences)
+            self.policy.pairs(text, text_spans, [], bounds, self.actor_labels, text_references)
+            for text, text_spans, bounds, text_references in zip(texts, spans, sentences, references or [()] * len(texts))
         ]
         return self.classify(texts, spans, pairs)
 
@@ -550,7 +591,8 @@ class TrainedRelationModel:
         """Copies of `records` (annopipe Records) with their relations predicted from text and spans.
 
         Sentences come from spaCy's rule sentencizer, so no parser is needed (evaluation on gold
-        and public data); the pipeline path (`__call__`) uses the parser's sentences instead.
+        and public data); the pipeline path (`__call__`) uses the parser's sentences instead, and
+        only it resolves references (they need the parse).
         A model trained on related pairs only (CrossRE's setting) labels the pairs related in
         `records` and nothing else.
         """
@@ -624,7 +666,8 @@ class UnionRelationModel:
 RELATION_PARTS: dict[str, Callable[[RelationConfig, Vocab, Path | None], RelationModel]] = {
     "rules": lambda config, vocab, model_dir: RuleRelationExtractor(config, vocab),
     "trained": lambda config, vocab, model_dir: TrainedRelationModel(model_dir, config.symmetric, config.actor_labels,
-                                                                     polarity=config),
+                                                                     polarity=config,
+                                                                     references=ReferenceResolver(config)),
 }
 """The relation models a stored spec can name; `{"kind": "union", "parts": [...]}` combines them."""
 

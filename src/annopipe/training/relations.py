@@ -6,7 +6,8 @@ model (`TrainedRelationModel`) uses them too; this module only adds gold labels,
 negatives and runs the shared loop of `annopipe.training.classifier`.
 
 - **Candidates**: ordered (actor, target) pairs of distinct spans in the same sentence (or at most
-  `window` sentences apart); an actor has one of `actor_labels` (any label when None).
+  `window` sentences apart); an actor has one of `actor_labels` (any label when None). With
+  `references`, also what a referring word stands for paired with the spans of its sentence.
   The result reports the share of gold relations that the policy can reach at all (coverage).
 - **Symmetric labels** are learnt and predicted only from the first-mentioned span to the other
   (as the guidelines draw them); the backward pair of the same two spans is NONE for them.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +35,7 @@ import torch
 from annopipe.config import Config
 from annopipe.errors import AnnopipeError
 from annopipe.evaluation import evaluate, threshold_curve, threshold_for_precision
+from annopipe.nlp.references import Reference
 from annopipe.nlp.relations import (
     HEAD_MARKER,
     MAX_CONTEXT_CHARS,
@@ -77,8 +80,10 @@ def relation_metrics(gold: list[Record], predicted: list[Record], symmetric) -> 
 class _Candidates:
     """The candidate pairs of a list of records, their marked texts and gold labels."""
 
-    def __init__(self, records, symmetric, actor_labels, policy: CandidatePolicy, priority: list[str]):
+    def __init__(self, records, symmetric, actor_labels, policy: CandidatePolicy, priority: list[str],
+                 references: list[list[Reference]] | None = None):
         sentences = policy.sentences([r.text for r in records])
+        references = references or [[] for _ in records]
         rank = {label: i for i, label in enumerate(priority)}
         self.records = records
         self.policy = policy
@@ -88,7 +93,7 @@ class _Candidates:
         self.gold: list[str] = []
         self.also: list[list[str]] = []  # a given pair's other gold labels (policies without NONE)
         self.gold_relations = self.covered = self.several_labels = 0
-        for record, bounds in zip(records, sentences):
+        for record, bounds, record_references in zip(records, sentences, references):
             wanted: dict[tuple, str] = {}
             every: dict[tuple, list[str]] = {}
             for rel in record.relations:
@@ -99,7 +104,8 @@ class _Candidates:
                     if rank.get(rel.label, len(rank)) >= rank.get(wanted[key], len(rank)):
                         continue
                 wanted[key] = rel.label
-            pairs = policy.pairs(record.text, list(record.spans), list(record.relations), bounds, actor_labels)
+            pairs = policy.pairs(record.text, list(record.spans), list(record.relations), bounds, actor_labels,
+                                 record_references)
             keys = set()
             for pair, (text, markers) in zip(pairs, policy.examples(record.text, list(record.spans), pairs)):
                 key = (pair.head.key, pair.tail.key)
@@ -163,6 +169,7 @@ def train_relation_model(
     class_weights: bool = False,
     pooling: str = "markers",
     frozen_layers: int = 3,
+    references: Callable[[list[Record]], list[list[Reference]]] | None = None,
     progress=None,
 ) -> dict:
     """Train, calibrate and save a relation classifier into `out_dir`; returns its development figures.
@@ -179,9 +186,11 @@ def train_relation_model(
     `encoding="pair"` shows the encoder each pair in its own context with its two spans marked;
     "paragraph" shows it each paragraph once with every span marked, and all its pairs are read
     from that one encoding: `train relations` uses it, at about a tenth of the tagging time.
+    `references` resolves the referring words of records (`annopipe.nlp.references`, over a parse):
+    given, the model also learns the pairs they add across sentences, and records that it does.
     """
     policy = candidate_policy({"pairs": pairs, "window": window, "split_sentences": split_sentences,
-                               "encoding": encoding})
+                               "encoding": encoding, "references": references is not None})
     if encoding == "paragraph":  # one encoding of the paragraph serves all its pairs
         max_length, batch_size = MAX_PARAGRAPH_TOKENS, min(batch_size, 4)
     symmetric_set = policy.undirected(symmetric)
@@ -193,7 +202,8 @@ def train_relation_model(
     if unknown:
         raise AnnopipeError(f"training relation label {unknown[0]!r} is not among the labels given ({', '.join(labels)})")
     priority = sorted(labels, key=lambda label: (-counts[label], labels.index(label)))
-    train_c, dev_c = (_Candidates(records, symmetric_set, actor_labels, policy, priority) for records in (train, dev))
+    train_c, dev_c = (_Candidates(records, symmetric_set, actor_labels, policy, priority,
+                                  references(records) if references else None) for records in (train, dev))
 
     positives = [i for i, label in enumerate(train_c.gold) if label != NONE_LABEL]
     negatives = [i for i, label in enumerate(train_c.gold) if label == NONE_LABEL]
@@ -293,15 +303,23 @@ def fit(data: TrainingData, config: Config, out: Path, seed: int, unlabelled: li
         on_epoch: OnEpoch | None) -> tuple[dict, dict]:
     """Train the pair classifier; keep the rules beside it when their union scores better on dev."""
     from annopipe.nlp.ner import load_spacy
+    from annopipe.nlp.references import ReferenceResolver
 
     rel = config.relations
     train, dev, test = (data.splits[name] for name in ("train", "dev", "test"))
+    nlp = load_spacy(config.ner.model)
+    resolver = ReferenceResolver(rel)
+
+    def references(records: list[Record]) -> list[list[Reference]]:
+        docs = nlp.pipe([r.text for r in records], disable=["ner"])
+        return [resolver(doc, list(r.spans)) for r, doc in zip(records, docs)]
+
     figures = train_relation_model(train, dev, rel.labels, rel.symmetric, rel.actor_labels,
                                    config.paragraphs.encoder, out, seed=seed,
                                    epochs=min(max_epochs, 12), patience=4,
                                    window=rel.candidate_window, encoding="paragraph", pooling="pair_context",
+                                   references=references if rel.resolve_references else None,
                                    progress=epoch_reporter(on_epoch, min(max_epochs, 12)))
-    nlp = load_spacy(config.ner.model)
     specs = {"alone": {"kind": "trained"}, "with_rules": {"kind": "union", "parts": ["trained", "rules"]}}
     models = {name: build_relation_model(spec, rel, nlp.vocab, out) for name, spec in specs.items()}
     alone, together = (_score(models[name], nlp, dev, rel.symmetric) for name in ("alone", "with_rules"))
