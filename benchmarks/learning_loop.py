@@ -183,6 +183,14 @@ def run_loop(admin: DoccanoClient, annotator: DoccanoClient, annotator_id: int, 
     pushed = scores(config, confident_relations(tagged, threshold)[0], hidden_gold)
     after["pushed_relations"] = {"threshold": threshold, "relation_f1": pushed["relation_f1"],
                                  "accepted_unchanged": pushed["accepted_unchanged"]["relations"]}
+    # The same trade-off on the held-out briefs: what each push threshold would have kept, and how right it was.
+    after["held_out_push_curve"] = []
+    for candidate in (0.0, 0.5, 0.6, 0.7, 0.8, 0.9):
+        kept, _ = confident_relations(tagged, candidate)
+        result = evaluate(hidden_gold, {r.paragraph_id: r for r in kept}, config.relations.symmetric)["relations"]
+        after["held_out_push_curve"].append({"threshold": candidate, "kept": sum(len(r.relations) for r in kept),
+                                             "accepted_unchanged": result["micro"]["precision"],
+                                             "recall": result["micro"]["recall"]})
     return {"held_out_briefs": [p.name for p in hidden], "held_out_paragraphs": len(hidden_gold),
             "annotated_paragraphs": len(pool_records), "annotator_edits": dict(effort), "trained": outcomes,
             "held_out_before": before, "held_out_after": after, "seconds": round(time.perf_counter() - started, 1)}
