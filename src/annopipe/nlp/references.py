@@ -76,14 +76,13 @@ class ReferenceResolver:
         `parties` are those of the last meeting or cooperation, when known."""
         phrase = " ".join([*(t.lower_ for t in token.lefts if t.dep_ == "compound"), token.lower_])
         label = self.singular.get(phrase, self.singular.get(token.lower_))
+        if label is None and token.lower_ not in self.collective:
+            return []
+        if label is None and parties:
+            return list(parties)
         before = sorted({id(s): s for i, s in span_of_token.items() if i < token.i}.values(), key=lambda s: s.start)
         if label is not None:
-            of_label = [s for s in before if s.label == label]
-            return of_label[-1:]
-        if token.lower_ not in self.collective:
-            return []
-        if parties:
-            return list(parties)
+            return [s for s in before if s.label == label][-1:]
         doc = token.doc
         actors = [s for s in before if s.label in self.actor_labels and not _a_place(doc, s)]
         number = _number(token)

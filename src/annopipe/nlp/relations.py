@@ -233,6 +233,15 @@ def _sentencizer() -> Sentencizer:
     return Sentencizer()
 
 
+def _sentence_finder(text: str, sentences: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], Callable[[int], int]]:
+    """The sentences in order (the whole text when none), and the index of the one a character is in."""
+    import bisect
+
+    ordered = sorted(sentences) or [(0, len(text))]
+    starts = [start for start, _ in ordered]
+    return ordered, lambda at: max(0, bisect.bisect_right(starts, at) - 1)
+
+
 def relation_candidates(
     text: str,
     spans: list[Span],
@@ -247,13 +256,10 @@ def relation_candidates(
     the sentence its first character is in. The context is the sentence (or the sentences from
     the first to the last of the pair), cut down around the pair when longer than `max_chars`.
     """
-    import bisect
-
     allowed = None if actor_labels is None else set(actor_labels)
-    sentences = sorted(sentences) or [(0, len(text))]
-    starts = [s for s, _ in sentences]
+    sentences, sentence = _sentence_finder(text, sentences)
     ordered = sorted(spans, key=lambda s: (s.start, s.end))
-    where = [max(0, bisect.bisect_right(starts, s.start) - 1) for s in ordered]
+    where = [sentence(s.start) for s in ordered]
     found = []
     for i, head in enumerate(ordered):
         if allowed is not None and head.label not in allowed:
@@ -281,15 +287,8 @@ def reference_candidates(
 
     Pairs in `taken` (keys of head and tail), already candidates, are not repeated.
     """
-    import bisect
-
     allowed = None if actor_labels is None else set(actor_labels)
-    sentences = sorted(sentences) or [(0, len(text))]
-    starts = [s for s, _ in sentences]
-
-    def sentence(at: int) -> int:
-        return max(0, bisect.bisect_right(starts, at) - 1)
-
+    sentences, sentence = _sentence_finder(text, sentences)
     seen = set(taken)
     found = []
     for reference in references:
