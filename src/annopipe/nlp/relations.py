@@ -414,6 +414,7 @@ class RelatedPairs:
     name = "related"
     tags_new_text = False
     none_class = False
+    references = False
 
     def settings(self) -> dict:
         return {"pairs": self.name, "window": 0, "split_sentences": False, "encoding": "pair"}
